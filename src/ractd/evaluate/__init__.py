@@ -1,0 +1,26 @@
+"""Evaluation: seeded, vectorized rollouts, true returns, normalized scores, result JSON and plots
+(spec §6). Plots import matplotlib lazily, from ``ractd.evaluate.plots``."""
+
+from ractd.evaluate.metrics import (
+    episode_return,
+    mean_and_standard_error,
+    normalized_score,
+    running_max_return,
+)
+from ractd.evaluate.results import CheckpointEntry, EvalResult, TopKCheckpoints
+from ractd.evaluate.rollout import BatchPolicy, EnvFactory, evaluate, evaluate_sequential, stack_infos
+
+__all__ = [
+    "BatchPolicy",
+    "CheckpointEntry",
+    "EnvFactory",
+    "EvalResult",
+    "TopKCheckpoints",
+    "episode_return",
+    "evaluate",
+    "evaluate_sequential",
+    "mean_and_standard_error",
+    "normalized_score",
+    "running_max_return",
+    "stack_infos",
+]
