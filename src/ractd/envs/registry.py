@@ -1,0 +1,172 @@
+"""Task registry: a task name -> environment factory, episode length, reference scores, dataset name.
+
+The paper's tasks are `hopper|walker2d|halfcheetah-<level>` (level: random, medium, medium-replay,
+expert, medium-expert) and `maze2d-umaze|medium|large`; D4RL's versioned ids (`hopper-medium-v2`,
+`maze2d-umaze-v1`) are accepted as aliases. Any other registered gymnasium id (e.g. `Pendulum-v1`)
+is a generic task with the gym spec's episode length and no reference scores.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import gymnasium as gym
+import numpy as np
+
+from ractd.envs import locomotion, maze2d
+
+TaskKind = Literal["locomotion", "maze2d"]
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """Everything the pipeline needs to know about a task, independent of any model."""
+
+    name: str
+    kind: TaskKind
+    env_id: str  # gymnasium id passed to gym.make
+    max_episode_steps: int
+    obs_dim: int
+    act_dim: int
+    ref_min_score: float | None = None  # return of a random policy (D4RL reference)
+    ref_max_score: float | None = None  # return of an expert (D4RL reference)
+    dataset: str | None = None  # dataset name: `ractd data generate <dataset>`
+    maze: str | None = None  # umaze | medium | large (maze2d only)
+    goal_cell: tuple[int, int] | None = None  # fixed evaluation goal cell (maze2d only)
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def has_reference_scores(self) -> bool:
+        return self.ref_min_score is not None and self.ref_max_score is not None
+
+
+MAZE_GYM_ID = "ractd/maze2d-{maze}-v1"
+
+
+def _register_maze_envs() -> None:
+    """Register `ractd/maze2d-<maze>-v1` with gymnasium (D4RL episode lengths), once per process."""
+    for maze in maze2d.MAZES:
+        env_id = MAZE_GYM_ID.format(maze=maze)
+        if env_id not in gym.registry:
+            gym.register(
+                id=env_id,
+                entry_point="ractd.envs.maze2d:Maze2dEnv",
+                kwargs={"maze": maze},
+                max_episode_steps=maze2d.MAX_EPISODE_STEPS[maze],
+            )
+
+
+def _paper_tasks() -> dict[str, TaskSpec]:
+    tasks: dict[str, TaskSpec] = {}
+    for robot in locomotion.ROBOTS:
+        for level in locomotion.DATASET_LEVELS:
+            name = f"{robot}-{level}"
+            tasks[name] = TaskSpec(
+                name=name,
+                kind="locomotion",
+                env_id=locomotion.GYM_IDS[robot],
+                max_episode_steps=locomotion.MAX_EPISODE_STEPS,
+                obs_dim=locomotion.OBS_DIM[robot],
+                act_dim=locomotion.ACT_DIM[robot],
+                ref_min_score=locomotion.REF_MIN_SCORE[robot],
+                ref_max_score=locomotion.REF_MAX_SCORE[robot],
+                dataset=name,
+            )
+    for maze_name in maze2d.MAZES:
+        name = f"maze2d-{maze_name}"
+        tasks[name] = TaskSpec(
+            name=name,
+            kind="maze2d",
+            env_id=MAZE_GYM_ID.format(maze=maze_name),
+            max_episode_steps=maze2d.MAX_EPISODE_STEPS[maze_name],
+            obs_dim=4,
+            act_dim=2,
+            ref_min_score=maze2d.REF_MIN_SCORE[maze_name],
+            ref_max_score=maze2d.REF_MAX_SCORE[maze_name],
+            dataset=name,
+            maze=maze_name,
+            goal_cell=maze2d.parse_maze(maze_name).goal_cell,
+        )
+    return tasks
+
+
+_register_maze_envs()
+TASKS: dict[str, TaskSpec] = _paper_tasks()
+_D4RL_VERSION = re.compile(r"-v\d+$")
+
+
+def task_names() -> list[str]:
+    """The names of the built-in tasks."""
+    return sorted(TASKS)
+
+
+def get_task(name: str | TaskSpec) -> TaskSpec:
+    """Look up a task by name (`hopper-medium`, `maze2d-umaze-v1`, ...) or a gymnasium env id."""
+    if isinstance(name, TaskSpec):
+        return name
+    key = name.strip()
+    if key.lower() in TASKS:
+        return TASKS[key.lower()]
+    unversioned = _D4RL_VERSION.sub("", key.lower())
+    if unversioned in TASKS:
+        return TASKS[unversioned]
+    if key in gym.registry:
+        return _generic_task(key)
+    raise KeyError(
+        f"unknown task {name!r}: expected one of {', '.join(task_names())} "
+        "(D4RL '-vN' suffixes accepted) or a registered gymnasium env id such as 'Hopper-v5'"
+    )
+
+
+def _generic_task(env_id: str) -> TaskSpec:
+    """A plain gymnasium env as a locomotion-style task: no reference scores, episode length from its spec."""
+    spec = gym.spec(env_id)
+    env = gym.make(env_id)
+    try:
+        obs_space, act_space = env.observation_space, env.action_space
+    finally:
+        env.close()
+    if not isinstance(obs_space, gym.spaces.Box) or not isinstance(act_space, gym.spaces.Box):
+        raise ValueError(
+            f"gymnasium env {env_id!r}: expected Box observation and action spaces, "
+            f"got {type(obs_space).__name__} and {type(act_space).__name__}"
+        )
+    return TaskSpec(
+        name=env_id,
+        kind="locomotion",
+        env_id=env_id,
+        max_episode_steps=int(spec.max_episode_steps or locomotion.MAX_EPISODE_STEPS),
+        obs_dim=int(np.prod(obs_space.shape)),
+        act_dim=int(np.prod(act_space.shape)),
+    )
+
+
+def make_env(task: str | TaskSpec, seed: int | None = None, **kwargs: Any) -> gym.Env:
+    """Create the task's environment with its episode length (a `TimeLimit`).
+
+    `kwargs` go to `gym.make` (e.g. `render_mode`, `max_episode_steps`). With `seed`, the env is
+    reset once with that seed and its action space seeded, so later unseeded resets are reproducible.
+    """
+    spec = get_task(task)
+    make_kwargs = {**spec.env_kwargs, "max_episode_steps": spec.max_episode_steps, **kwargs}
+    env = gym.make(spec.env_id, **make_kwargs)
+    if seed is not None:
+        env.reset(seed=seed)
+        env.action_space.seed(seed)
+    return env
+
+
+def normalized_score(task: str | TaskSpec, returns: float | np.ndarray) -> float | np.ndarray:
+    """D4RL's normalized score: 100 * (R - ref_min) / (ref_max - ref_min)."""
+    spec = get_task(task)
+    if not spec.has_reference_scores:
+        raise ValueError(
+            f"task {spec.name!r} has no reference scores (ref_min_score/ref_max_score), "
+            "so its returns cannot be normalized"
+        )
+    score = 100.0 * (np.asarray(returns, dtype=np.float64) - spec.ref_min_score) / (
+        spec.ref_max_score - spec.ref_min_score
+    )
+    return float(score) if score.ndim == 0 else score
