@@ -131,14 +131,17 @@ def load_minari(
             continue
         lengths.append(L)
         obs = ep["observations"]
+        from_obs: set[str] = set()
         if isinstance(obs, dict):
             for k, v in obs.items():
-                v = np.asarray(v).reshape(len(v), -1)
+                v = np.asarray(v).reshape(len(v), -1).astype(np.float32, copy=False)
                 if k == "observation":
                     continue
-                put(GOAL_KEY if k == "desired_goal" else f"observation/{k}", v[:L])
+                name = GOAL_KEY if k == "desired_goal" else f"observation/{k}"
+                from_obs.add(name)
+                put(name, v[:L])
             obs = obs["observation"]
-        obs = np.asarray(obs).reshape(len(obs), -1)
+        obs = np.asarray(obs).reshape(len(obs), -1).astype(np.float32, copy=False)
         if obs.shape[0] != L + 1:
             raise DatasetError(f"{source}: key 'observations': episode {ep['id']} has {obs.shape[0]} "
                                f"observations for {L} steps; expected {L + 1}")
@@ -154,6 +157,8 @@ def load_minari(
         put("timeouts", trunc)
         for key, v in _flatten_infos(ep["infos"]).items():
             name = _extra_name(key)
+            if name in from_obs:  # desired_goal takes precedence over an info of the same name
+                continue
             if v.ndim >= 1 and v.shape[0] in (L, L + 1) and v.dtype.kind in "biuf":
                 put(name, v[:L])  # infos are aligned with observations (reset info first)
             else:
@@ -171,7 +176,6 @@ def load_minari(
     meta.update(name=meta.get("name", dataset_id), source=source, minari_id=dataset_id)
     if skipped:
         meta["skipped_infos"] = sorted(skipped)
-    arrays["observations"] = arrays["observations"].astype(np.float32, copy=False)
     arrays["actions"] = arrays["actions"].astype(np.float32, copy=False)
     arrays["rewards"] = arrays["rewards"].astype(np.float32, copy=False)
     from ractd.data.dataset import validate_arrays
@@ -303,6 +307,7 @@ def write_minari(
         The dataset folder ``<root>/<dataset_id>``.
     """
     import minari
+    from gymnasium import spaces
     from minari.data_collector import EpisodeBuffer
     from minari.dataset.minari_storage import MinariStorage
 
@@ -325,7 +330,9 @@ def write_minari(
             probe.close()
 
     _check_spaces(dataset, observation_space, action_space, dataset_id)
-    infos = {k: v for k, v in dataset.extras.items() if k.startswith("infos/")}
+    goal_in_obs = isinstance(observation_space, spaces.Dict) and "desired_goal" in observation_space.spaces
+    infos = {k: v for k, v in dataset.extras.items()
+             if k.startswith("infos/") and not (goal_in_obs and k == GOAL_KEY)}
     others = {k: v for k, v in dataset.extras.items()
               if not k.startswith("infos/") and k != "next_observations" and not k.startswith("observation/")}
     info_arrays = {k[len("infos/") :]: v for k, v in infos.items()}

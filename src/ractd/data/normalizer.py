@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -165,17 +166,24 @@ class NormalizerSet(Mapping[str, MinMaxNormalizer]):
 
         from ractd.io import atomic_path
 
+        state = self.state_dict()
+        # safetensors stores 0-d arrays as (1,): record the true shapes to restore them on load
+        shapes = json.dumps({k: list(v.shape) for k, v in state.items()})
         with atomic_path(path) as tmp:
-            save_file({k: np.ascontiguousarray(v) for k, v in self.state_dict().items()}, str(tmp),
-                      metadata={"format": "ractd.NormalizerSet/1"})
+            save_file({k: np.ascontiguousarray(v).reshape(v.shape or (1,)) for k, v in state.items()},
+                      str(tmp), metadata={"format": "ractd.NormalizerSet/1", "shapes": shapes})
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> NormalizerSet:
         """Read a file written by ``save``."""
+        from safetensors import safe_open
         from safetensors.numpy import load_file
 
         try:
             state = load_file(str(path))
+            with safe_open(str(path), framework="numpy") as f:
+                shapes = json.loads((f.metadata() or {}).get("shapes", "{}"))
+            state = {k: v.reshape(shapes[k]) if k in shapes else v for k, v in state.items()}
         except FileNotFoundError:
             raise FileNotFoundError(f"{path}: normalizer file not found") from None
         except Exception as e:  # safetensors raises its own error types for corrupt files
