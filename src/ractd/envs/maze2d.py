@@ -22,7 +22,9 @@ runs the gymnasium-robotics simulation and presents D4RL's:
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -234,6 +236,9 @@ class Maze2dEnv(gym.Env):
             reset_target=False,
         )
         self._point = self._sim.point_env
+        # gymnasium-robotics leaves the generated MJCF in the temp folder; the model is loaded, drop it
+        with contextlib.suppress(OSError):
+            os.remove(self._sim.tmp_xml_file_path)
         self._sim.goal = self.frame.position_to_gym(self.goal)
         self._sim.update_target_site_pos()
         self.observation_space = spaces.Box(-np.inf, np.inf, shape=(4,), dtype=np.float64)
