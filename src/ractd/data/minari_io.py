@@ -75,7 +75,10 @@ def _extra_name(info_key: str) -> str:
 
 
 def load_minari(
-    dataset_id: str, root: str | os.PathLike | None = None, next_observations: bool = True
+    dataset_id: str,
+    root: str | os.PathLike | None = None,
+    next_observations: bool = True,
+    progress: bool = False,
 ) -> OfflineDataset:
     """Read a local Minari dataset by id (e.g. ``mujoco/hopper/medium-v0``), without the network.
 
@@ -83,9 +86,11 @@ def load_minari(
         dataset_id: the Minari id, a path relative to the root.
         root: Minari datasets root; default ``ractd.paths.minari_root()`` ($MINARI_DATASETS_PATH).
         next_observations: also return ``extras["next_observations"]`` (obs[t+1]).
+        progress: show a progress bar with ETA over episodes.
     """
     from gymnasium import spaces
     from minari.dataset.minari_storage import MinariStorage
+    from rich.progress import track
 
     data_path = minari_data_path(dataset_id, root)
     source = f"minari:{dataset_id} ({data_path})"
@@ -125,7 +130,9 @@ def load_minari(
     n_episodes = int(storage.total_episodes)
     if n_episodes == 0:
         raise DatasetError(f"{source}: dataset is empty (0 episodes)")
-    for ep in storage.get_episodes(range(n_episodes)):
+    episodes = track(storage.get_episodes(range(n_episodes)), description=f"reading minari:{dataset_id}",
+                     total=n_episodes, disable=not progress)
+    for ep in episodes:
         L = len(ep["rewards"])
         if L == 0:
             continue
@@ -285,6 +292,7 @@ def write_minari(
     author: str = "ractd",
     description: str | None = None,
     overwrite: bool = False,
+    progress: bool = False,
 ) -> Path:
     """Write ``dataset`` as a Minari dataset ``<root>/<dataset_id>`` (atomic: temp root, then rename).
 
@@ -302,6 +310,7 @@ def write_minari(
         ref_min_score, ref_max_score: D4RL-style reference returns (both or neither: Minari would
             otherwise roll out a random policy to estimate the minimum).
         overwrite: replace an existing dataset of the same id (only after the new one is complete).
+        progress: show a progress bar with ETA (Minari stores one hdf5 group per episode, ~5 ms each).
 
     Returns:
         The dataset folder ``<root>/<dataset_id>``.
@@ -310,6 +319,7 @@ def write_minari(
     from gymnasium import spaces
     from minari.data_collector import EpisodeBuffer
     from minari.dataset.minari_storage import MinariStorage
+    from rich.progress import track
 
     if (ref_min_score is None) != (ref_max_score is None):
         raise ValueError("give both ref_min_score and ref_max_score, or neither")
@@ -338,20 +348,23 @@ def write_minari(
     info_arrays = {k[len("infos/") :]: v for k, v in infos.items()}
     info_arrays.update({f"{EXTRAS_INFO_KEY}/{k}": v for k, v in others.items()})
 
-    buffers = []
-    bounds = zip(dataset.episode_starts.tolist(), dataset.episode_ends.tolist(), strict=True)
-    for i, (s, e) in enumerate(bounds):
-        ep_infos = {k: np.concatenate([v[s:e], v[e - 1 : e]]) for k, v in info_arrays.items()}
-        buffers.append(EpisodeBuffer(
-            id=i,
-            observations=_episode_observations(dataset, s, e, observation_space),
-            actions=dataset.actions[s:e].reshape((e - s, *action_space.shape)).astype(action_space.dtype,
-                                                                                       copy=False),
-            rewards=dataset.rewards[s:e],
-            terminations=dataset.terminals[s:e],
-            truncations=dataset.timeouts[s:e],
-            infos=_nest(ep_infos) if ep_infos else None,
-        ))
+    def episode_buffers() -> Iterator[Any]:  # built lazily: one episode in memory at a time
+        bounds = zip(dataset.episode_starts.tolist(), dataset.episode_ends.tolist(), strict=True)
+        for i, (s, e) in enumerate(bounds):
+            ep_infos = {k: np.concatenate([v[s:e], v[e - 1 : e]]) for k, v in info_arrays.items()}
+            yield EpisodeBuffer(
+                id=i,
+                observations=_episode_observations(dataset, s, e, observation_space),
+                actions=dataset.actions[s:e].reshape((e - s, *action_space.shape)).astype(
+                    action_space.dtype, copy=False),
+                rewards=dataset.rewards[s:e],
+                terminations=dataset.terminals[s:e],
+                truncations=dataset.timeouts[s:e],
+                infos=_nest(ep_infos) if ep_infos else None,
+            )
+
+    buffers = track(episode_buffers(), description=f"writing minari:{dataset_id}", total=dataset.num_episodes,
+                    disable=not progress)
 
     tmp_root = base / f".ractd-tmp-{uuid.uuid4().hex[:12]}"
     kept = {k: v for k, v in dataset.metadata.items() if k != "source"}
