@@ -109,6 +109,8 @@ def test_select_episodes_reorders_and_keeps_extras():
         ds.select_episodes([3])
     with pytest.raises(DatasetError, match="key 'bad'"):
         ds.with_extras(bad=np.zeros(44))
+    with pytest.raises(DatasetError, match="key 'scalar'"):
+        ds.with_extras(scalar=np.float32(1.0))
 
 
 # ---------------------------------------------------------------- validation errors

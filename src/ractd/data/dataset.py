@@ -124,7 +124,7 @@ class OfflineDataset:
         n = self.observations.shape[0]
         source = str(self.metadata.get("source", "<OfflineDataset>"))
         for key, a in self._step_arrays().items():
-            if a.shape[0] != n:
+            if a.shape[:1] != (n,):
                 raise dataset_error(source, f"expected length {n}, found shape {a.shape}", key)
         ends = self.episode_ends
         if ends.ndim != 1 or ends.size == 0 or ends[-1] != n or (np.diff(ends, prepend=0) <= 0).any():
