@@ -248,20 +248,41 @@ def test_generated_dataset_files_and_layout(root: Path) -> None:
     np.testing.assert_array_equal(m.episode_ends, ds.episode_ends)
 
 
-def test_levels_compose_like_d4rl_and_are_deterministic(root: Path) -> None:
+def test_levels_compose_like_d4rl_and_are_deterministic(
+    root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """medium-expert = medium ∪ expert in equal parts; the same seed regenerates identical data."""
+
+    def read(base: Path, name: str) -> dict[str, np.ndarray]:
+        return read_d4rl_hdf5(base / name / f"{name}.hdf5")
+
     generate(root, "hopper-expert", steps=1000, seed=4, minari=False)
-    expert = read_d4rl_hdf5(root / "hopper-expert" / "hopper-expert.hdf5")
     generate(root, "hopper-medium", steps=1000, seed=4, minari=False)
-    medium = read_d4rl_hdf5(root / "hopper-medium" / "hopper-medium.hdf5")
-    generate(root, "hopper-medium-expert", steps=2000, seed=4, minari=False)
-    mixed = read_d4rl_hdf5(root / "hopper-medium-expert" / "hopper-medium-expert.hdf5")
+    expert, medium = read(root, "hopper-expert"), read(root, "hopper-medium")
+    assert not np.array_equal(expert["actions"], medium["actions"])
+    # fresh rollouts (no sibling datasets under tmp_path)
+    generate(
+        tmp_path,
+        "hopper-medium-expert",
+        steps=2000,
+        seed=4,
+        minari=False,
+        policy_dir=root / "hopper-policies",
+    )
+    fresh = read(tmp_path, "hopper-medium-expert")
     for k in medium:
-        np.testing.assert_array_equal(mixed[k], np.concatenate([medium[k], expert[k]]), err_msg=k)
+        np.testing.assert_array_equal(fresh[k], np.concatenate([medium[k], expert[k]]), err_msg=k)
+    # next to matching medium and expert datasets, their arrays are reused: no rollout at all
+    import ractd.data.generate.locomotion as locomotion
+
+    monkeypatch.setattr(locomotion, "rollout_transitions", lambda *a, **k: pytest.fail("rolled out again"))
+    generate(root, "hopper-medium-expert", steps=2000, seed=4, minari=False)
+    for k in medium:
+        np.testing.assert_array_equal(read(root, "hopper-medium-expert")[k], fresh[k], err_msg=k)
+    monkeypatch.undo()
     generate(root, "hopper-expert", steps=1000, seed=4, minari=False)
-    again = read_d4rl_hdf5(root / "hopper-expert" / "hopper-expert.hdf5")
-    for k in expert:
-        np.testing.assert_array_equal(again[k], expert[k], err_msg=k)
+    for k, v in read(root, "hopper-expert").items():
+        np.testing.assert_array_equal(v, expert[k], err_msg=k)
 
 
 def test_random_level_needs_no_policies(root: Path, tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ reuses them.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -78,13 +79,25 @@ def locomotion_arrays(
     seed: int,
     n_envs: int = 8,
     progress: bool = True,
+    reuse_root: Path | None = None,
 ) -> dict[str, np.ndarray]:
-    """The D4RL-layout arrays of one `<robot>-<level>` dataset (behaviour policies must be cached)."""
+    """The D4RL-layout arrays of one `<robot>-<level>` dataset (behaviour policies must be cached).
+
+    With `reuse_root`, medium-expert takes its halves from `<reuse_root>/<robot>-medium|expert/*.hdf5`
+    when those were generated with the same seed, size, n_envs and policies (they are then identical
+    to fresh rollouts, so this only saves time).
+    """
     from ractd.envs.locomotion import GYM_IDS
 
     env_id = GYM_IDS[robot]
 
     def rollouts(source: str, n: int) -> dict[str, np.ndarray]:
+        if reuse_root is not None and level == "medium-expert":
+            done = _matching_dataset(
+                reuse_root / f"{robot}-{source}", n, seed, n_envs, policies_id(policy_dir)
+            )
+            if done is not None:
+                return done
         policy = (
             UniformRandomPolicy.for_env(env_id)
             if source == "random"
@@ -106,6 +119,36 @@ def locomotion_arrays(
         expert = rollouts("expert", total // 2)
         return {k: np.concatenate([medium[k], expert[k]]) for k in TRANSITION_KEYS}
     return rollouts(level, total)
+
+
+def policies_id(policy_dir: Path) -> str:
+    """A short hash of a behaviour-policy cache's manifest: which training run produced a dataset."""
+    import hashlib
+
+    from ractd.io import read_json
+
+    manifest = read_json(Path(policy_dir) / MANIFEST)
+    return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _matching_dataset(
+    folder: Path, steps: int, seed: int, n_envs: int, policies: str
+) -> dict[str, np.ndarray] | None:
+    """The arrays of `<folder>/<folder.name>.hdf5` if its metadata says it is exactly this rollout."""
+    from ractd.data.d4rl import read_d4rl_hdf5, read_d4rl_metadata
+
+    path = folder / f"{folder.name}.hdf5"
+    if not path.is_file():
+        return None
+    try:
+        meta = read_d4rl_metadata(path)
+    except Exception:  # an unreadable file is simply not reused
+        return None
+    wanted = {"seed": seed, "steps": steps, "n_envs": n_envs, "policies_id": policies}
+    if any(meta.get(k) != v for k, v in wanted.items()):
+        return None
+    arrays = read_d4rl_hdf5(path)
+    return {k: arrays[k] for k in TRANSITION_KEYS}
 
 
 def generate_locomotion(
@@ -156,7 +199,7 @@ def generate_locomotion(
     train_seconds = time.perf_counter() - t_train
 
     t_rollout = time.perf_counter()
-    arrays = locomotion_arrays(robot, level, policy_dir, steps, seed, n_envs, progress)
+    arrays = locomotion_arrays(robot, level, policy_dir, steps, seed, n_envs, progress, out_dir.parent)
     rollout_seconds = time.perf_counter() - t_rollout
 
     behaviour = {src: manifest[src] for src in ("medium", "expert") if manifest and src in level.split("-")}
@@ -170,6 +213,7 @@ def generate_locomotion(
         "n_envs": n_envs,
         "policy_dir": str(policy_dir) if manifest else None,
         "policy_train_seed": manifest["seed"] if manifest else None,
+        "policies_id": policies_id(policy_dir) if manifest else None,
         "behaviour": behaviour,
         "ref_min_score": ref[0],
         "ref_max_score": ref[1],
