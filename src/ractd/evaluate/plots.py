@@ -63,7 +63,7 @@ def plot_return_histograms(
     ax.set_ylabel("density" if density else "episodes")
     if title:
         ax.set_title(title)
-    ax.legend(frameon=False)
+    ax.legend(frameon=False, title="run (n episodes, mean ± SE)", alignment="left")
     return _save(fig, path, dpi)
 
 
