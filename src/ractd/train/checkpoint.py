@@ -105,10 +105,10 @@ def load_state_dict_into(module: torch.nn.Module, path: str | Path) -> None:
         raise ValueError(f"{path}: weights do not match the model: missing keys {missing[:5]}"
                          f"{'...' if len(missing) > 5 else ''}, unexpected keys {unexpected[:5]}"
                          f"{'...' if len(unexpected) > 5 else ''}")
-    for k, t in tensors.items():
-        if tuple(t.shape) != tuple(expected[k].shape):
-            raise ValueError(f"{path}: key {k!r} has shape {tuple(t.shape)}, "
-                             f"the model expects {tuple(expected[k].shape)}")
+    for k, want in expected.items():  # in the model's order, so the first mismatch is reported
+        if tuple(tensors[k].shape) != tuple(want.shape):
+            raise ValueError(f"{path}: key {k!r} has shape {tuple(tensors[k].shape)}, "
+                             f"the model expects {tuple(want.shape)}")
     module.load_state_dict(tensors, strict=True)
 
 
