@@ -174,6 +174,14 @@ def test_toy_regression_trains(tmp_path):
     assert (tmp_path / "best" / "model.safetensors").is_file()
 
 
+def test_selection_needs_its_metric(tmp_path):
+    with pytest.raises(ValueError, match="select_metric is 'val_loss' but train\\(\\) got no val_data"):
+        train(ToyObjective(), ToyData(), small_cfg(select_metric="val_loss"), tmp_path, progress=False)
+    with pytest.warns(UserWarning, match="select_metric 'score' was never logged at an epoch end"):
+        train(ToyObjective(), ToyData(), small_cfg(select_metric="score", epochs=1), tmp_path, progress=False)
+    assert not (tmp_path / "best").exists()
+
+
 def test_non_finite_loss_stops_with_the_step(tmp_path):
     class Exploding(ToyObjective):
         def loss(self, model, batch, step):
@@ -223,6 +231,8 @@ def test_resume_after_a_crash_drops_rows_logged_after_the_checkpoint(tmp_path):
     with pytest.raises(RuntimeError, match="simulated crash"):
         _run(tmp_path / "crash", fail_at=10)  # checkpoints at 4 and 8, rows up to 10 written
     assert read_csv_log(tmp_path / "crash" / "train.csv")[-1]["step"] == "10"
+    meta = read_json(tmp_path / "crash" / "meta.json")
+    assert meta["status"] == "failed" and meta["failed_at_step"] == 10 and "simulated crash" in meta["error"]
     res = _run(tmp_path / "crash")
     assert res.resumed_from == 8
     _assert_same_run(tmp_path / "full", tmp_path / "crash")

@@ -548,6 +548,8 @@ def train(objective: Objective, data: BatchSource, cfg: LoopConfig, run_dir: str
 def _train(objective: Objective, data: BatchSource, cfg: LoopConfig, run_dir: Path, info: DistInfo,
            val_data: BatchSource | None, resume: bool, callbacks: Sequence[Callback], progress: bool,
            run_meta: dict[str, Any] | None) -> TrainResult:
+    if cfg.select_metric == "val_loss" and val_data is None:
+        raise ValueError("LoopConfig.select_metric is 'val_loss' but train() got no val_data")
     run = _Run(objective, data, cfg, run_dir, info, val_data, callbacks)
     ck = ckpt_io.load_checkpoint(run_dir) if resume else None
     if ck is not None:
@@ -649,11 +651,22 @@ def _train(objective: Objective, data: BatchSource, cfg: LoopConfig, run_dir: Pa
                     if logger is not None:
                         logger.flush()
                     run.save_checkpoint()
+    except BaseException as e:
+        if meta is not None:  # say so in meta.json; the last checkpoint is what a resume continues from
+            meta.update({"status": "interrupted" if isinstance(e, KeyboardInterrupt) else "failed",
+                         "error": f"{type(e).__name__}: {e}", "failed_at_step": run.step,
+                         "end_time": utc_now()})
+            write_json(run_dir / META_FILE, meta)
+        raise
     finally:
         if logger is not None:
             logger.close()
 
     run.wall_time += time.perf_counter() - session_start
+    if cfg.select_metric is not None and run.best is None and info.is_main:
+        warnings.warn(f"LoopConfig.select_metric {cfg.select_metric!r} was never logged at an epoch end "
+                      f"(validation gives 'val_loss', callbacks their own keys); {BEST_DIR}/ not written",
+                      stacklevel=2)
     if info.is_main:
         for name, module in run.exported_weights().items():
             kind = "online" if module is run.plain else "ema"
