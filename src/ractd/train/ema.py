@@ -43,6 +43,7 @@ class EMA:
     def update(self, model: nn.Module) -> float:
         """θ_ema ← d·θ_ema + (1 − d)·θ with d = ema_decay(updates); returns d."""
         decay = ema_decay(self.updates, self.power, self.max_decay)
+        averaged, online = [], []
         for module, ema_module in zip(model.modules(), self.averaged.modules(), strict=True):
             copy_only = isinstance(module, nn.modules.batchnorm._BatchNorm)
             for p, q in zip(module.parameters(recurse=False), ema_module.parameters(recurse=False),
@@ -50,8 +51,12 @@ class EMA:
                 if copy_only or not p.requires_grad:
                     q.copy_(p.detach())
                 else:
-                    q.mul_(decay).add_(p.detach().to(q.dtype), alpha=1.0 - decay)
+                    averaged.append(q)
+                    online.append(p.detach().to(q.dtype))
             for b, c in zip(module.buffers(recurse=False), ema_module.buffers(recurse=False), strict=True):
                 c.copy_(b)
+        if averaged:  # θ_ema ← d·θ_ema + (1 − d)·θ, batched over all tensors
+            torch._foreach_mul_(averaged, decay)
+            torch._foreach_add_(averaged, online, alpha=1.0 - decay)
         self.updates += 1
         return decay

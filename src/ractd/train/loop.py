@@ -29,6 +29,7 @@ import difflib
 import math
 import random
 import re
+import shutil
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -53,7 +54,7 @@ from ractd.train.distributed import (
     wrap_ddp,
 )
 from ractd.train.ema import EMA
-from ractd.train.logging import CSV_NAME, RunLogger, TrainProgress
+from ractd.train.logging import CSV_NAME, TB_DIR, RunLogger, TrainProgress
 from ractd.train.meta import count_parameters, run_metadata, utc_now
 from ractd.train.schedule import cosine_warmup_lr
 
@@ -524,7 +525,8 @@ def train(objective: Objective, data: BatchSource, cfg: LoopConfig, run_dir: str
     """Optimize `objective.trainable()` on `data`; write checkpoints, logs and artifacts to `run_dir`.
 
     resume=True continues from run_dir/checkpoint if there is one (same losses as an uninterrupted
-    run); resume=False starts over, deleting that checkpoint, train.csv and TensorBoard events.
+    run). Otherwise (resume=False, or no checkpoint yet) the run starts over, deleting the folder's
+    checkpoint, train.csv, TensorBoard events and best/.
     `callbacks` (rank 0 only, every `cfg.callback_every` epochs) get
     (step, epoch, model, ema_model_or_None, run_dir) and may return scalars to log. `run_meta`
     (e.g. dataset fingerprint) is merged into meta.json. Under torchrun the process group is joined
@@ -555,12 +557,13 @@ def _train(objective: Objective, data: BatchSource, cfg: LoopConfig, run_dir: Pa
     if ck is not None:
         run.restore(ck)
     else:
-        if info.is_main:
+        if info.is_main:  # a fresh start owns the run folder's training artifacts
             run_dir.mkdir(parents=True, exist_ok=True)
-            if not resume:
-                ckpt_io.remove_checkpoint(run_dir)
-                for old in (run_dir / "tb").glob("events.out.tfevents.*"):
-                    old.unlink()
+            ckpt_io.remove_checkpoint(run_dir)
+            for old in (run_dir / TB_DIR).glob("events.out.tfevents.*"):
+                old.unlink()
+            if (run_dir / BEST_DIR).is_dir():
+                shutil.rmtree(run_dir / BEST_DIR)
         seed_everything(rank_seed(cfg.seed, info.rank))
     model = wrap_ddp(run.plain, info)
     model.train()
