@@ -13,11 +13,13 @@ from ractd.data.d4rl import read_d4rl_hdf5
 from ractd.data.dataset import OfflineDataset
 from ractd.data.generate.behaviour import (
     GaussianMLPPolicy,
+    Snapshot,
     UniformRandomPolicy,
     episode_returns,
     load_behaviour_policy,
     replay_until,
     rollout_transitions,
+    select_snapshots,
     train_behaviour_policies,
 )
 from ractd.data.generate.locomotion import generate_locomotion, parse_locomotion_name, truncate_steps
@@ -160,6 +162,18 @@ def test_replay_until_cuts_running_episodes_with_a_timeout() -> None:
     full = replay_until(stream, 8)
     np.testing.assert_array_equal(full["terminals"], [0, 0, 1, 0, 0, 0, 0, 0])
     np.testing.assert_array_equal(full["timeouts"], [0, 0, 0, 0, 0, 1, 0, 1])
+
+
+def test_medium_is_the_first_snapshot_at_a_third_of_the_best() -> None:
+    curve = [(0, 900.0), (1000, 300.0), (2000, 1200.0), (3000, 900.0), (4000, 3300.0), (5000, 3000.0)]
+    snaps = [Snapshot(t, 0.0, np.array([r - 10, r + 10]), None) for t, r in curve]
+    medium, expert = select_snapshots(snaps, 1 / 3)
+    assert (medium.timesteps, expert.timesteps) == (2000, 4000)  # 1200 ≥ 3300/3 = 1100; step 0 excluded
+    medium, expert = select_snapshots(snaps, 0.95)
+    assert medium.timesteps == expert.timesteps == 4000
+    negative = [Snapshot(t, 0.0, np.array([r]), None) for t, r in [(1, -300.0), (2, -100.0)]]
+    medium, expert = select_snapshots(negative, 1 / 3)  # nothing reaches -33: medium falls back to expert
+    assert medium.timesteps == expert.timesteps == 2
 
 
 def test_truncate_steps_flags_the_cut() -> None:

@@ -498,19 +498,21 @@ def read_stream(path: Path) -> dict[str, np.ndarray]:
 
 
 @dataclass
-class _Snapshot:
+class Snapshot:
+    """The actor after `timesteps` environment steps of training and its evaluated episode returns."""
+
     timesteps: int
     seconds: float
     returns: np.ndarray
-    policy: GaussianMLPPolicy
+    policy: GaussianMLPPolicy | None
 
 
 def _make_callback(
     env_id: str, every: int, episodes: int, seed: int, vec_normalize: Any, log: Any
-) -> tuple[Any, list[_Snapshot]]:
+) -> tuple[Any, list[Snapshot]]:
     from stable_baselines3.common.callbacks import BaseCallback
 
-    snapshots: list[_Snapshot] = []
+    snapshots: list[Snapshot] = []
     t0 = time.perf_counter()
 
     class Snapshots(BaseCallback):
@@ -522,7 +524,7 @@ def _make_callback(
                 return
             policy = GaussianMLPPolicy.from_sb3(self.model, vec_normalize)
             returns = evaluate_returns(env_id, policy, episodes, seed + 7919 * (len(snapshots) + 1))
-            snapshots.append(_Snapshot(steps, time.perf_counter() - t0, returns, policy))
+            snapshots.append(Snapshot(steps, time.perf_counter() - t0, returns, policy))
             log(f"{env_id} step {steps:>9,d}: eval return {returns.mean():8.1f} ± {returns.std():6.1f}")
 
         def _on_rollout_start(self) -> None:
@@ -535,7 +537,7 @@ def _make_callback(
     return Snapshots(), snapshots
 
 
-def _select(snapshots: list[_Snapshot], medium_fraction: float) -> tuple[_Snapshot, _Snapshot]:
+def select_snapshots(snapshots: list[Snapshot], medium_fraction: float) -> tuple[Snapshot, Snapshot]:
     """expert = the best-evaluated snapshot; medium = the first one reaching `medium_fraction` of it.
 
     The untrained snapshot at step 0 is excluded, so medium-replay is never empty.
@@ -543,7 +545,8 @@ def _select(snapshots: list[_Snapshot], medium_fraction: float) -> tuple[_Snapsh
     trained = [s for s in snapshots if s.timesteps > 0]
     expert = max(trained, key=lambda s: (s.returns.mean(), s.timesteps))
     target = medium_fraction * expert.returns.mean()
-    medium = next(s for s in trained if s.returns.mean() >= target and s.timesteps <= expert.timesteps)
+    reached = (s for s in trained if s.returns.mean() >= target and s.timesteps <= expert.timesteps)
+    medium = next(reached, expert)  # a negative expert return can make no snapshot reach its third
     return medium, expert
 
 
@@ -627,7 +630,7 @@ def train_behaviour_policies(
     model.learn(total_steps, callback=callback, progress_bar=progress)
     callback.snapshot()  # the final weights
     seconds = time.perf_counter() - t0
-    medium, expert = _select(snapshots, medium_fraction)
+    medium, expert = select_snapshots(snapshots, medium_fraction)
 
     policy_dir.mkdir(parents=True, exist_ok=True)
     write_stream(policy_dir / STREAM, stream.arrays())
