@@ -45,6 +45,32 @@ class MLPPolicy:
         return self.net(torch.as_tensor(observations, dtype=torch.float32)).numpy()
 
 
+class UnetStandInPolicy:
+    """Costs what a one-step student planner costs: one ConditionalUnet1D forward (two time inputs,
+    observation conditioning) on an H-step action sequence, returning its first action. Starts from
+    zeros rather than noise, so it is deterministic; the cost is the same."""
+
+    def __init__(self, obs_dim: int, act_dim: int, down_dims: list[int], horizon: int, seed: int):
+        from ractd.nn.unet import ConditionalUnet1D
+
+        torch.manual_seed(seed)
+        self.net = ConditionalUnet1D(act_dim, global_cond_dim=obs_dim, down_dims=down_dims, n_time_inputs=2)
+        self.net.eval()
+        self.horizon, self.act_dim = horizon, act_dim
+        self.t, self.s = torch.tensor(80.0), torch.tensor(0.002)
+        n_params = sum(p.numel() for p in self.net.parameters())
+        self.description = f"one-step U-Net stand-in {down_dims}, H={horizon} ({n_params / 1e6:.1f} M params)"
+
+    def reset(self, observations: np.ndarray, infos: dict, env_indices: np.ndarray) -> None:
+        pass
+
+    @torch.inference_mode()
+    def act(self, observations: np.ndarray, env_indices: np.ndarray) -> np.ndarray:
+        cond = torch.as_tensor(observations, dtype=torch.float32)
+        x = torch.zeros(len(cond), self.horizon, self.act_dim)
+        return torch.tanh(self.net(x, self.t, self.s, cond)[:, 0]).numpy()
+
+
 def compare_throughput(
     policy: BatchPolicy, make_env: EnvFactory, n_episodes: int, max_episode_steps: int | None,
     seed: int = 0, repeats: int = 1,
@@ -94,8 +120,13 @@ def main() -> None:
     p.add_argument("--episodes", type=int, default=100)
     p.add_argument("--max-steps", type=int, default=1000, help="step limit per episode")
     p.add_argument("--env", default="Hopper-v5")
-    p.add_argument("--hidden", type=int, default=256)
-    p.add_argument("--layers", type=int, default=2)
+    p.add_argument("--policy", choices=["mlp", "unet"], default="mlp",
+                   help="mlp: a small MLP; unet: a stand-in with the cost of a one-step student planner")
+    p.add_argument("--hidden", type=int, default=256, help="MLP width")
+    p.add_argument("--layers", type=int, default=2, help="MLP hidden layers")
+    p.add_argument("--down-dims", type=int, nargs="+", default=[64, 128, 256],
+                   help="U-Net channels per level")
+    p.add_argument("--horizon", type=int, default=16, help="U-Net sequence length")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--repeats", type=int, default=1, help="alternate runs per mode; the fastest counts")
     p.add_argument("--threads", type=int, default=1,
@@ -111,7 +142,11 @@ def main() -> None:
     probe = make_env()
     obs_dim, act_dim = probe.observation_space.shape[0], probe.action_space.shape[0]
     probe.close()
-    policy = MLPPolicy(obs_dim, act_dim, args.hidden, args.layers, args.seed)
+    policy: MLPPolicy | UnetStandInPolicy
+    if args.policy == "mlp":
+        policy = MLPPolicy(obs_dim, act_dim, args.hidden, args.layers, args.seed)
+    else:
+        policy = UnetStandInPolicy(obs_dim, act_dim, args.down_dims, args.horizon, args.seed)
     for batch in (1, args.episodes):  # warm-up (allocations, kernel selection) outside the timing
         for _ in range(10):
             policy.act(np.zeros((batch, obs_dim)), np.arange(batch))

@@ -168,7 +168,8 @@ def evaluate(
     makes one ``policy.act`` call for the running envs. An episode ends on the env's termination or
     truncation or after ``max_episode_steps`` steps (default: the env spec's limit). ``ref_scores``
     = (random, expert) returns add normalized scores ×100; ``legacy_running_max`` adds the reference
-    code's Σ_t max_{τ≤t} r_τ on the same episodes (spec §8 item 1). Given a deterministic policy whose
+    code's Σ_t max_{τ≤t} r_τ on the same episodes (spec §8 item 1; the reference computed it for
+    MuJoCo tasks only, its Maze2d runner sums true rewards). Given a deterministic policy whose
     rows do not depend on the batch, the returns equal :func:`evaluate_sequential`'s exactly.
     """
     _check_arguments(n_episodes, seed, ref_scores)
