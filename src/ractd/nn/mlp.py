@@ -1,0 +1,58 @@
+"""MLPs: the residual reward network (spec §2.2) and the inverse-dynamics model (Maze2d)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+
+class ResidualLinearBlock(nn.Module):
+    """y = W2·Mish(W1·x + b1) + b2 + P·x, with P a linear projection if sizes differ, else identity (spec §2.2)."""
+
+    def __init__(self, d_in: int, d_out: int):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(d_in, d_out), nn.Linear(d_out, d_out)
+        self.skip = nn.Linear(d_in, d_out) if d_in != d_out else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(nn.functional.mish(self.fc1(x))) + self.skip(x)
+
+
+class ResidualMLP(nn.Module):
+    """The reward model R_ψ: two residual blocks per consecutive pair of [input_dim, *dims], then Linear(dims[-1] → 1).
+
+    No activation between blocks, no normalization, no dropout (spec §2.2); ≈ 0.34 M parameters for dims [64, 128, 256].
+    """
+
+    def __init__(self, input_dim: int, dims: Sequence[int] = (64, 128, 256), output_dim: int = 1):
+        super().__init__()
+        all_dims = [input_dim, *dims]
+        blocks: list[nn.Module] = []
+        for d_in, d_out in zip(all_dims[:-1], all_dims[1:], strict=True):
+            blocks += [ResidualLinearBlock(d_in, d_out), ResidualLinearBlock(d_out, d_out)]
+        self.blocks = nn.Sequential(*blocks)
+        self.head = nn.Linear(all_dims[-1], output_dim)
+        self.input_dim = input_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.blocks(x)).squeeze(-1)
+
+
+class InverseDynamics(nn.Module):
+    """a_t = f(s_t, s_{t+1}): an MLP (Mish) mapping a state transition to the action that caused it."""
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int] = (256, 256)):
+        super().__init__()
+        layers: list[nn.Module] = []
+        d = 2 * obs_dim
+        for h in hidden:
+            layers += [nn.Linear(d, h), nn.Mish()]
+            d = h
+        layers.append(nn.Linear(d, act_dim))
+        self.net = nn.Sequential(*layers)
+        self.obs_dim, self.act_dim = obs_dim, act_dim
+
+    def forward(self, s_t: torch.Tensor, s_next: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([s_t, s_next], dim=-1))
