@@ -1,0 +1,270 @@
+"""Typed, validated run configuration: one `RunConfig` per task, built from a preset plus overrides.
+
+A preset is only a named config (`ractd.presets`); the code reads fields, never task names. Unknown keys,
+wrong types and impossible values fail before any work, naming the field (e.g. `student.ctm.reward_on`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .diffusion.ctm import CTMConfig
+from .diffusion.ddpm import DDPMConfig
+from .diffusion.edm import EDMConfig
+from .train.loop import LoopConfig
+
+
+@dataclass
+class DataConfig:
+    """What is diffused and what conditions it is data (spec §1.6), not a code path."""
+
+    dataset: str = ""  # generated name | D4RL hdf5 path | Minari id
+    horizon: int = 16  # H (c in the thesis)
+    n_obs_steps: int = 1  # To (h in the thesis)
+    x_key: Literal["actions", "observations"] = "actions"
+    cond: Literal["history", "first_last"] = "history"
+    discount: float = 0.99  # γ of the return-to-go (code; thesis B.2.2 differs, spec §2.1)
+    termination_penalty: float = 0.0
+    goal_resegment: bool = False  # Maze2d: split episodes at goal departures, drop last step (spec §1.1)
+    max_dataset_steps: int | None = None  # keep only the first N steps' complete episodes (quick runs)
+    windows_per_epoch: int | None = None  # fixed random subset of windows per epoch (cpu presets on 1M-step data)
+
+    def __post_init__(self) -> None:
+        if self.horizon < 1 or self.n_obs_steps < 1:
+            raise ValueError("data.horizon and data.n_obs_steps must be >= 1")
+        if self.n_obs_steps > self.horizon:
+            raise ValueError(f"data.n_obs_steps ({self.n_obs_steps}) cannot exceed data.horizon ({self.horizon})")
+        if not 0 < self.discount <= 1:
+            raise ValueError(f"data.discount must be in (0, 1], got {self.discount}")
+
+
+@dataclass
+class UNetConfig:
+    down_dims: list[int] = field(default_factory=lambda: [512, 1024, 2048])
+    time_embed_dim: int = 128
+    kernel_size: int = 5
+    n_groups: int = 8
+    dropout: float = 0.0  # encoder/decoder blocks
+    mid_dropout: float = 0.2  # the reference's hidden default in the mid blocks (spec §3.1)
+
+    def __post_init__(self) -> None:
+        if not self.down_dims or any(d < 1 for d in self.down_dims):
+            raise ValueError(f"unet.down_dims must be positive channel counts, got {self.down_dims}")
+        if any(d % self.n_groups for d in self.down_dims):
+            raise ValueError(f"unet.down_dims {self.down_dims} must be multiples of unet.n_groups={self.n_groups}")
+        if self.time_embed_dim % 2 or self.time_embed_dim < 4:
+            raise ValueError(f"unet.time_embed_dim must be even and >= 4, got {self.time_embed_dim}")
+        for name in ("dropout", "mid_dropout"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"unet.{name} must be in [0, 1)")
+
+
+def _loop(**kw: Any) -> Any:
+    return field(default_factory=lambda: LoopConfig(**kw))
+
+
+@dataclass
+class TeacherConfig:
+    kind: Literal["edm", "ddpm"] = "edm"  # ddpm = ε-prediction DDPM/DDIM baseline (Table 3.3)
+    unet: UNetConfig = field(default_factory=UNetConfig)
+    edm: EDMConfig = field(default_factory=EDMConfig)
+    ddpm: DDPMConfig = field(default_factory=DDPMConfig)
+    reward_guidance: float = 0.0  # > 0: reward-aware teacher (Table 3.4): + σ·(−R(D(x_σ, σ))) in the teacher loss
+    train: LoopConfig = _loop(epochs=1000, batch_size=1024, lr=1e-4, weight_decay=1e-6, warmup_steps=2000)
+
+
+@dataclass
+class RewardConfig:
+    dims: list[int] = field(default_factory=lambda: [64, 128, 256])
+    input: Literal["action_obs", "states"] = "action_obs"  # MuJoCo (a, s) | Maze2d s (spec §2.3)
+    val_ratio: float = 0.1
+    train: LoopConfig = _loop(epochs=50, batch_size=64, lr=2e-4, weight_decay=1e-3, warmup_steps=20,
+                              select_metric="val_loss", select_mode="min")
+
+
+@dataclass
+class StudentConfig:
+    unet_dropout: float = 0.2  # every residual block of the student (spec §4.1)
+    ctm: CTMConfig = field(default_factory=CTMConfig)
+    teacher_weights: Literal["online", "ema"] = "online"  # which teacher weights are distilled (spec §8 item 8)
+    reward_aggregate: Literal["first_action", "sum_states"] = "first_action"  # MuJoCo | Maze2d (spec §4.7)
+    eval_every_epochs: int = 0  # online model selection: roll out every k epochs (0 = off)
+    eval_episodes: int = 20
+    top_k: int = 5
+    train: LoopConfig = _loop(epochs=400, batch_size=4800, lr=1e-4, weight_decay=1e-4, warmup_steps=500, ema=False)
+
+
+@dataclass
+class InverseDynamicsConfig:
+    enabled: bool = False  # Maze2d: a_t = f(s_t, s_{t+1}) as the paper describes (spec §8 item 13)
+    hidden: list[int] = field(default_factory=lambda: [256, 256])
+    train: LoopConfig = _loop(epochs=20, batch_size=256, lr=1e-3, weight_decay=1e-4, warmup_steps=100, ema=False)
+
+
+@dataclass
+class EvalConfig:
+    episodes: int = 100
+    seed: int = 0
+    n_action_steps: int = 1  # MuJoCo closed loop: execute this many actions per plan
+    maze_controller: Literal["tracking", "inverse_dynamics"] = "tracking"
+    max_parallel: int = 100
+    legacy_running_max: bool = False
+
+
+@dataclass
+class RunConfig:
+    task: str = ""  # registry task name or gymnasium id: env, episode length, reference scores
+    size: str = "cpu"
+    seed: int = 0
+    device: str = "cpu"
+    data: DataConfig = field(default_factory=DataConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    student: StudentConfig = field(default_factory=StudentConfig)
+    inverse_dynamics: InverseDynamicsConfig = field(default_factory=InverseDynamicsConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def __post_init__(self) -> None:
+        multiple = 2 ** (len(self.teacher.unet.down_dims) - 1)
+        if self.data.horizon % multiple:
+            raise ValueError(
+                f"data.horizon={self.data.horizon} is not divisible by 2^(levels-1) = {multiple} "
+                f"(teacher.unet.down_dims has {len(self.teacher.unet.down_dims)} levels)"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_dict(self)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# dict <-> dataclass, strict
+
+
+def to_dict(obj: Any) -> Any:
+    """Dataclass tree → JSON-able dict (tuples become lists)."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, list | tuple):
+        return [to_dict(v) for v in obj]
+    return obj
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, where)
+    if origin is typing.Union or origin is types.UnionType:
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(value, a, where)
+            except (TypeError, ValueError) as e:
+                errors.append(str(e))
+        raise TypeError(f"{where}: expected {_type_name(tp)}, got {value!r}")
+    if origin is Literal:
+        if value not in args:
+            raise ValueError(f"{where}: expected one of {list(args)}, got {value!r}")
+        return value
+    if origin in (list, tuple):
+        if not isinstance(value, list | tuple):
+            raise TypeError(f"{where}: expected a list, got {value!r}")
+        inner = args[0] if args else Any
+        items = [_coerce(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise TypeError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            raise TypeError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise TypeError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise TypeError(f"{where}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def from_dict(cls: type, data: Any, where: str = "") -> Any:
+    """Build dataclass `cls` from a nested dict; unknown keys and wrong types fail naming the field."""
+    if dataclasses.is_dataclass(data):
+        data = to_dict(data)
+    if not isinstance(data, dict):
+        raise TypeError(f"{where or cls.__name__}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        path = f"{where}.{key}" if where else key
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"{path}: unknown key{hint}; known keys here: {', '.join(names)}")
+        f = next(f for f in dataclasses.fields(cls) if f.name == key)
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        if isinstance(value, dict) and dataclasses.is_dataclass(default):
+            value = merge(to_dict(default), value)  # a partial dict keeps this class's own defaults
+        kwargs[key] = _coerce(value, hints[key], path)
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as e:
+        msg = str(e)
+        msg = msg.replace(f"{cls.__name__}.", "").replace("LoopConfig.", "")
+        prefix = f"{where}: " if where and not msg.startswith(where) else ""
+        raise ValueError(f"{prefix}{msg}") from None
+
+
+def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """Recursive dict merge (update wins)."""
+    out = dict(base)
+    for k, v in update.items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """'student.ctm.reward_weight=0.5' → {'student': {'ctm': {'reward_weight': 0.5}}}; values parse as JSON."""
+    if "=" not in text:
+        raise ValueError(f"override {text!r}: expected KEY=VALUE, e.g. student.ctm.reward_weight=0.5")
+    key, raw = text.split("=", 1)
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    out: dict[str, Any] = {}
+    node = out
+    parts = key.strip().split(".")
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+    node[parts[-1]] = value
+    return out
+
+
+def apply_overrides(cfg: RunConfig, overrides: list[str] | None = None, extra: dict | None = None) -> RunConfig:
+    d = to_dict(cfg)
+    for o in overrides or []:
+        d = merge(d, parse_override(o))
+    if extra:
+        d = merge(d, extra)
+    return from_dict(RunConfig, d)

@@ -1,0 +1,159 @@
+"""The objectives that plug into the one training loop: teacher, reward model, RACTD student, inverse dynamics.
+
+Each turns a batch of normalized windows (`x`, `cond`, `obs`, `rtg`; see `ractd.data.WindowDataset`) into a
+loss. The mathematics lives in `ractd.diffusion`; this module only wires batches to it.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from ..diffusion import CTMConfig, DDPMConfig, EDMConfig, ddpm_loss, ractd_loss, update_target
+from ..diffusion.edm import _bcast, edm_denoise, karras_loss_weight, lognormal_sigmas, pseudo_huber
+
+
+def reward_inputs(batch: dict[str, torch.Tensor], kind: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(inputs, targets) of the return-to-go regression (spec §2.3).
+
+    action_obs: R(norm(a_t), norm(s_t)) — action first — on one transition per window (H = 1);
+    states: R(norm(s_t)) on every state of every window.
+    """
+    x, rtg = batch["x"], batch["rtg"]
+    if kind == "action_obs":
+        return torch.cat([x[:, 0], batch["obs"][:, 0]], dim=-1), rtg[:, 0]
+    return x.reshape(-1, x.shape[-1]), rtg.reshape(-1)
+
+
+def plan_reward(
+    reward_net: Callable, x_hat: torch.Tensor, obs: torch.Tensor, aggregate: str, n_obs_steps: int
+) -> torch.Tensor:
+    """R_ψ of a predicted plan (spec §4.7): first action with the current state (MuJoCo) or Σ_h R(ŝ_h) (Maze2d)."""
+    if aggregate == "first_action":
+        k = n_obs_steps - 1
+        return reward_net(torch.cat([x_hat[:, k], obs[:, k]], dim=-1))
+    b, h, d = x_hat.shape
+    return reward_net(x_hat.reshape(b * h, d)).reshape(b, h).sum(dim=1)
+
+
+class TeacherObjective:
+    """EDM (spec §3.3) or the ε-prediction DDPM baseline; optionally reward-aware (thesis Table 3.4)."""
+
+    def __init__(self, net: nn.Module, kind: str, edm: EDMConfig, ddpm: DDPMConfig,
+                 reward_net: nn.Module | None = None, reward_guidance: float = 0.0,
+                 reward_aggregate: str = "first_action", n_obs_steps: int = 1):
+        if reward_guidance > 0 and (reward_net is None or kind != "edm"):
+            raise ValueError("a reward-aware teacher needs kind='edm' and a trained reward model")
+        self.net, self.kind, self.edm, self.ddpm = net, kind, edm, ddpm
+        self.reward_net, self.reward_guidance = reward_net, reward_guidance
+        self.reward_aggregate, self.n_obs_steps = reward_aggregate, n_obs_steps
+
+    def trainable(self) -> nn.Module:
+        return self.net
+
+    def to(self, device: torch.device) -> None:
+        self.net.to(device)
+        if self.reward_net is not None:
+            self.reward_net.to(device)
+
+    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor], step: int):
+        x0, cond = batch["x"], batch["cond"]
+        if self.kind == "ddpm":
+            loss = ddpm_loss(model, x0, cond, self.ddpm)
+            return loss, {"loss": loss}
+        sigma = lognormal_sigmas(x0.shape[0], self.edm, device=x0.device)
+        denoised = edm_denoise(model, x0 + _bcast(sigma, x0) * torch.randn_like(x0), sigma, cond, self.edm)
+        loss = pseudo_huber(denoised, x0, self.edm.huber_c, self.edm.huber_variant,
+                            karras_loss_weight(sigma, self.edm.sigma_data))  # spec §3.3
+        scalars = {"loss": loss}
+        if self.reward_guidance > 0:
+            r = plan_reward(self.reward_net, denoised, batch["obs"], self.reward_aggregate, self.n_obs_steps)
+            scalars["edm"], scalars["reward"] = loss.detach(), -r.mean().detach()
+            loss = loss - self.reward_guidance * r.mean()
+        return loss, scalars
+
+    def after_optimizer_step(self, model: nn.Module, step: int) -> None:
+        pass
+
+
+class RewardObjective:
+    """MSE to the min–max-normalized discounted return-to-go (spec §2.3)."""
+
+    def __init__(self, net: nn.Module, kind: str):
+        self.net, self.kind = net, kind
+
+    def trainable(self) -> nn.Module:
+        return self.net
+
+    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor], step: int):
+        inputs, target = reward_inputs(batch, self.kind)
+        loss = nn.functional.mse_loss(model(inputs), target)
+        return loss, {"loss": loss}
+
+    def validation_loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        inputs, target = reward_inputs(batch, self.kind)
+        return nn.functional.mse_loss(model(inputs), target)
+
+    def after_optimizer_step(self, model: nn.Module, step: int) -> None:
+        pass
+
+
+class StudentObjective:
+    """α·L_CTM + β·L_DSM + σ_r·L_reward with a frozen teacher, a frozen reward model and a target net (spec §4)."""
+
+    def __init__(self, net: nn.Module, teacher_net: nn.Module, reward_net: nn.Module | None, ctm: CTMConfig,
+                 reward_aggregate: str, n_obs_steps: int):
+        self.net, self.ctm = net, ctm
+        self.teacher = teacher_net.eval().requires_grad_(False)
+        self.reward_net = None if reward_net is None else reward_net.eval().requires_grad_(False)
+        # θ⁻ starts as the warm-started student (the reference copies it before the warm start: spec §4.8 pitfall)
+        self.target = copy.deepcopy(net).eval().requires_grad_(False)
+        self.reward_aggregate, self.n_obs_steps = reward_aggregate, n_obs_steps
+
+    def trainable(self) -> nn.Module:
+        return self.net
+
+    def to(self, device: torch.device) -> None:
+        for m in (self.net, self.teacher, self.target, self.reward_net):
+            if m is not None:
+                m.to(device)
+
+    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor], step: int):
+        obs = batch["obs"]
+
+        def reward(x_hat: torch.Tensor) -> torch.Tensor:
+            return plan_reward(self.reward_net, x_hat, obs, self.reward_aggregate, self.n_obs_steps)
+
+        losses = ractd_loss(model, self.target, self.teacher, batch["x"], batch["cond"], self.ctm,
+                            reward if self.reward_net is not None else None)
+        return losses.total, {"loss": losses.total, "ctm": losses.ctm, "dsm": losses.dsm, "reward": losses.reward}
+
+    def after_optimizer_step(self, model: nn.Module, step: int) -> None:
+        update_target(self.target, model, self.ctm.target_decay)  # θ⁻ ← μθ⁻ + (1 − μ)θ
+
+    def extra_state(self) -> dict[str, torch.Tensor]:
+        return {f"target.{k}": v for k, v in self.target.state_dict().items()}
+
+    def load_extra_state(self, tensors: dict[str, torch.Tensor]) -> None:
+        self.target.load_state_dict({k.removeprefix("target."): v for k, v in tensors.items()})
+
+
+class InverseDynamicsObjective:
+    """MSE of a_t = f(s_t, s_{t+1}) on normalized transitions (windows of H = 2)."""
+
+    def __init__(self, net: nn.Module):
+        self.net = net
+
+    def trainable(self) -> nn.Module:
+        return self.net
+
+    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor], step: int):
+        obs = batch["obs"]
+        loss = nn.functional.mse_loss(model(obs[:, 0], obs[:, 1]), batch["x"][:, 0])
+        return loss, {"loss": loss}
+
+    def after_optimizer_step(self, model: nn.Module, step: int) -> None:
+        pass
