@@ -1,0 +1,5 @@
+"""`python -m ractd ...` (and `torchrun -m ractd train ...`)."""
+
+from .cli import main
+
+main()
