@@ -93,6 +93,8 @@ class StudentConfig:
     unet_dropout: float = 0.2  # every residual block of the student (spec §4.1)
     ctm: CTMConfig = field(default_factory=CTMConfig)
     teacher_weights: Literal["online", "ema"] = "online"  # which teacher weights are distilled (spec §8 item 8)
+    teacher_run: str = "teacher"  # sibling run folder of the teacher to distil (e.g. a reward-aware teacher)
+    reward_run: str = "reward"  # sibling run folder of the frozen reward model
     reward_aggregate: Literal["first_action", "sum_states"] = "first_action"  # MuJoCo | Maze2d (spec §4.7)
     eval_every_epochs: int = 0  # online model selection: roll out every k epochs (0 = off)
     eval_episodes: int = 20

@@ -247,7 +247,7 @@ def train_stage(cfg: RunConfig, stage: str, run_root: str | Path, name: str | No
     if stage == "teacher":
         reward_net = None
         if cfg.teacher.reward_guidance > 0:
-            reward = load_artifact(run_root / "reward", expect_stage="reward")
+            reward = load_artifact(run_root / cfg.student.reward_run, expect_stage="reward")
             check_compatible(reward, prep, "reward model")
             reward_net = reward.net.requires_grad_(False)
         objective: Any = TeacherObjective(net, cfg.teacher.kind, cfg.teacher.edm, cfg.teacher.ddpm, reward_net,
@@ -258,15 +258,15 @@ def train_stage(cfg: RunConfig, stage: str, run_root: str | Path, name: str | No
     elif stage == "inverse_dynamics":
         objective = InverseDynamicsObjective(net)
     else:
-        teacher = load_artifact(run_root / "teacher", weights="model" if cfg.student.teacher_weights == "online"
-                                else "ema", expect_stage="teacher")
+        weights = "model" if cfg.student.teacher_weights == "online" else "ema"
+        teacher = load_artifact(run_root / cfg.student.teacher_run, weights=weights, expect_stage="teacher")
         check_compatible(teacher, prep, "teacher")
         if teacher.config.teacher.kind != "edm":
             kind = teacher.config.teacher.kind
             raise ArtifactError(f"{teacher.path}: a CTM student distils an EDM teacher, not {kind}")
         reward_net = None
         if cfg.student.ctm.reward_weight > 0:
-            reward = load_artifact(run_root / "reward", expect_stage="reward")
+            reward = load_artifact(run_root / cfg.student.reward_run, expect_stage="reward")
             check_compatible(reward, prep, "reward model")
             reward_net = reward.net
         # warm start: teacher weights with zero FiLM columns for the new s input (spec §4.9)

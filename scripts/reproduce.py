@@ -1,0 +1,153 @@
+#!/usr/bin/env python
+"""Reproduction report: train, evaluate and time every entry of docs/results.md from committed configs.
+
+    python scripts/reproduce.py run [--section NAME ...] [--episodes 50]   # long: run in the background
+    python scripts/reproduce.py report                                     # render docs/results.md from JSON
+
+Every experiment is a (task, run name, stage, overrides) entry below; results land in results/report/
+(runs/, eval JSON, timings) and the report is rendered only from those files. Finished stages and evaluations
+are skipped, so an interrupted run resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "results" / "report"
+
+# (task, run name, stage, overrides): the report's trainings, in order of priority
+TRAININGS = {
+    "hopper-medium-replay": [
+        ("teacher", "teacher", []), ("reward", "reward", []),
+        ("ctd", "student", ["student.ctm.reward_weight=0"]), ("student", "student", []),
+    ],
+    "maze2d-umaze": [
+        ("teacher", "teacher", []), ("reward", "reward", []), ("inverse_dynamics", "inverse_dynamics", []),
+        ("ctd", "student", ["student.ctm.reward_weight=0"]), ("student", "student", []),
+    ],
+    "hopper-medium-replay/ablation": [
+        ("rteacher", "teacher", ["teacher.reward_guidance=1.0"]),
+        ("rteacher_ctd", "student", ["student.ctm.reward_weight=0", "student.teacher_run=\"rteacher\""]),
+        ("rteacher_ractd", "student", ["student.teacher_run=\"rteacher\""]),
+        ("ddpm", "teacher", ["teacher.kind=\"ddpm\""]),
+    ],
+    "hopper-medium-expert": [
+        ("teacher", "teacher", []), ("reward", "reward", []),
+        ("ctd", "student", ["student.ctm.reward_weight=0"]),
+        ("student", "student", ["student.ctm.reward_weight=1.0"]),  # code 0.5, thesis 0.0: see the report
+    ],
+}
+# (task, run, sampler, controller): the report's evaluations
+EVALS = {
+    "hopper-medium-replay": [("teacher", "heun", "tracking"), ("ctd", "one_step", "tracking"),
+                             ("student", "one_step", "tracking"), ("student", "multistep:2", "tracking"),
+                             ("student", "multistep:3", "tracking"), ("student", "multistep:4", "tracking")],
+    "maze2d-umaze": [(r, s, c) for r, s in (("teacher", "heun"), ("ctd", "one_step"), ("student", "one_step"))
+                     for c in ("tracking", "inverse_dynamics")],
+    "hopper-medium-replay/ablation": [("rteacher", "heun", "tracking"), ("rteacher_ctd", "one_step", "tracking"),
+                                      ("rteacher_ractd", "one_step", "tracking"), ("ddpm", "ddim:10", "tracking")],
+    "hopper-medium-expert": [("teacher", "heun", "tracking"), ("ctd", "one_step", "tracking"),
+                             ("student", "one_step", "tracking")],
+}
+
+
+def task_of(section: str) -> str:
+    return section.split("/")[0]
+
+
+def run_section(section: str, episodes: int, teacher_episodes: int) -> None:
+    from ractd.envs import get_task, make_env
+    from ractd.evaluate import evaluate
+    from ractd.io import read_json, write_json
+    from ractd.pipeline import train_stage
+    from ractd.planning import PlannerPolicy, load_planner
+    from ractd.presets import resolve_config
+
+    task = task_of(section)
+    runs = OUT / "runs" / task
+    timings_path = OUT / "timings.json"
+    timings = read_json(timings_path) if timings_path.exists() else {}
+    for name, stage, overrides in TRAININGS[section]:
+        meta = runs / name / "meta.json"
+        if meta.exists() and read_json(meta).get("status") == "finished":
+            continue
+        print(f"[{section}] train {name}", flush=True)
+        start = time.perf_counter()
+        train_stage(resolve_config(task, "cpu", overrides), stage, runs, name=name, progress=False)
+        timings[f"{task}/{name}"] = time.perf_counter() - start
+        write_json(timings_path, timings)
+    spec = get_task(task)
+    inv = runs / "inverse_dynamics" if (runs / "inverse_dynamics" / "model.safetensors").exists() else None
+    for run, sampler, controller in EVALS[section]:
+        path = OUT / "eval" / task / f"{run}-{sampler.replace(':', '')}-{controller}.json"
+        if path.exists():
+            continue
+        n = teacher_episodes if sampler.startswith("heun") and spec.kind == "locomotion" else episodes
+        print(f"[{section}] eval {run} {sampler} {controller} ({n} episodes)", flush=True)
+        planner = load_planner(runs / run, sampler, seed=0, inverse_dynamics=inv)
+        start = time.perf_counter()
+        r = evaluate(PlannerPolicy(planner, controller), lambda: make_env(spec), n, seed=0,
+                     ref_scores=(spec.ref_min_score, spec.ref_max_score), legacy_running_max=True, progress=False,
+                     description=planner.describe())
+        r.to_json(path)
+        timings[f"{task}/eval/{path.stem}"] = time.perf_counter() - start
+        write_json(timings_path, timings)
+        latency = OUT / "latency.json"
+        lat = read_json(latency) if latency.exists() else {}
+        lat[f"{task}/{path.stem}"] = {"nfe": planner.nfe, "ms_per_action": measure_latency(planner, spec)}
+        write_json(latency, lat)
+
+
+def measure_latency(planner, spec, repeats: int = 20) -> float:
+    """Median batch-1 plan time (ms), warm-up excluded."""
+    from ractd.envs import make_env
+
+    env = make_env(spec)
+    obs, info = env.reset(seed=0)
+    env.close()
+    goal = np.asarray(info["goal"])[None] if "goal" in info else None
+    obs = np.asarray(obs)[None]
+    if planner.cond_kind == "history" and planner.n_obs_steps > 1:
+        obs = np.repeat(obs[:, None], planner.n_obs_steps, axis=1)
+    planner.plan(obs, goal)
+    n = 2 if planner.sampler.name == "heun" else repeats
+    times = []
+    for _ in range(n):
+        start = time.perf_counter()
+        planner.plan(obs, goal)
+        times.append(time.perf_counter() - start)
+    return 1000 * float(np.median(times))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("command", choices=["run", "report"])
+    ap.add_argument("--section", action="append", choices=list(TRAININGS))
+    ap.add_argument("--episodes", type=int, default=50)
+    ap.add_argument("--teacher-episodes", type=int, default=50)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    if args.command == "run":
+        for section in args.section or list(TRAININGS):
+            run_section(section, args.episodes, args.teacher_episodes)
+    else:
+        from render_report import render  # scripts/render_report.py
+
+        render(OUT, ROOT / "docs" / "results.md")
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).parent))
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    _ = platform, json
+    main()
