@@ -1,0 +1,193 @@
+"""Task presets: all 12 tasks × {cpu, paper}, the published values of spec §10, ablations as configs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ractd.config import RunConfig, apply_overrides, from_dict, to_dict
+from ractd.presets import SIZES, TASKS, generic_preset, preset
+
+LOCOMOTION = [f"{e}-{m}" for e in ("hopper", "walker2d", "halfcheetah") for m in ("medium-replay", "medium",
+                                                                                   "medium-expert")]
+MAZES = ["maze2d-umaze", "maze2d-medium", "maze2d-large"]
+ALL = [(t, s) for t in LOCOMOTION + MAZES for s in ("cpu", "paper")]
+
+
+def flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def test_the_twelve_tasks_and_two_sizes():
+    assert sorted(TASKS) == sorted(LOCOMOTION + MAZES)
+    assert SIZES == ("cpu", "paper")
+
+
+@pytest.mark.parametrize(("task", "size"), ALL)
+def test_every_preset_round_trips_through_json(task, size):
+    cfg = preset(task, size)
+    assert (cfg.task, cfg.size, cfg.data.dataset) == (task, size, task)
+    text = json.dumps(cfg.to_dict())
+    again = from_dict(RunConfig, json.loads(text))
+    assert again == cfg
+    assert json.dumps(again.to_dict()) == text
+
+
+def test_an_unknown_size_is_refused():
+    with pytest.raises(ValueError, match=r"size must be one of \('cpu', 'paper'\), got 'gpu'"):
+        preset("hopper-medium", "gpu")
+
+
+def test_any_other_task_gets_the_generic_locomotion_preset():
+    cfg = preset("Hopper-v5", "cpu")
+    assert cfg.task == "Hopper-v5" and cfg.data.dataset == "Hopper-v5"
+    assert (cfg.data.x_key, cfg.data.cond, cfg.reward.input) == ("actions", "history", "action_obs")
+    g = generic_preset("Walker2d-v5", "paper", dataset="/data/walker.hdf5")
+    assert g.data.dataset == "/data/walker.hdf5" and g.teacher.unet.down_dims == [512, 1024, 2048]
+
+
+# ------------------------------------------------------------------------------------- spec §10 (paper size)
+
+# σ_r of the released configs (spec §10.3, "σ_r code"), student epochs and the rollout period
+STUDENT = {
+    "hopper-medium-replay": (1.0, 400, 10), "hopper-medium": (1.0, 700, 10), "hopper-medium-expert": (0.5, 400, 5),
+    "walker2d-medium-replay": (0.5, 700, 10), "walker2d-medium": (0.4, 700, 10),
+    "walker2d-medium-expert": (0.2, 700, 10),
+    "halfcheetah-medium-replay": (1.0, 400, 5), "halfcheetah-medium": (0.5, 400, 5),
+    "halfcheetah-medium-expert": (0.0, 400, 5),
+    "maze2d-umaze": (1e-4, 400, 5), "maze2d-medium": (1e-4, 400, 5), "maze2d-large": (1e-5, 400, 5),
+}
+MAZE_SHAPES = {  # H, down_dims, student batch (spec §10.1, §10.3)
+    "maze2d-umaze": (128, [256, 512, 1024], 1400),
+    "maze2d-medium": (256, [512, 1024, 2048], 320),
+    "maze2d-large": (384, [256, 512, 1024, 2048], 320),
+}
+
+
+def test_hopper_medium_replay_paper_values():
+    c = preset("hopper-medium-replay", "paper")
+    assert (c.data.horizon, c.data.n_obs_steps, c.data.x_key, c.data.cond) == (16, 1, "actions", "history")
+    assert (c.data.discount, c.data.termination_penalty) == (0.99, 0.0)
+    t = c.teacher
+    assert (t.kind, t.unet.down_dims, t.unet.time_embed_dim, t.unet.kernel_size, t.unet.n_groups) == (
+        "edm", [512, 1024, 2048], 128, 5, 8)
+    assert (t.train.batch_size, t.train.epochs, t.train.lr, t.train.weight_decay, t.train.warmup_steps) == (
+        1024, 1000, 1e-4, 1e-6, 2000)
+    assert (t.train.ema, t.train.ema_power, t.train.ema_max_decay, t.train.betas) == (True, 0.75, 0.9999,
+                                                                                      (0.95, 0.999))
+    s = c.student
+    assert (s.train.batch_size, s.train.epochs, s.train.lr, s.train.weight_decay, s.train.warmup_steps) == (
+        4800, 400, 1e-4, 1e-4, 500)
+    assert (s.ctm.reward_weight, s.ctm.alpha, s.ctm.beta, s.ctm.ode_steps_max, s.ctm.target_decay) == (
+        1.0, 1.0, 1.0, 1, 0.0)
+    assert (s.ctm.reward_on, s.ctm.dsm_on, s.ctm.init_noise_scale, s.unet_dropout) == (
+        "dsm_pred", "jump_to_sigma_min", 1.0, 0.2)
+    assert (s.reward_aggregate, s.teacher_weights, s.eval_every_epochs, s.top_k) == ("first_action", "online", 10, 5)
+    r = c.reward
+    assert (r.input, r.dims, r.val_ratio) == ("action_obs", [64, 128, 256], 0.1)
+    assert (r.train.batch_size, r.train.epochs, r.train.lr, r.train.weight_decay, r.train.warmup_steps) == (
+        64, 50, 2e-4, 1e-3, 20)
+    assert (r.train.select_metric, r.train.select_mode, r.train.export) == ("val_loss", "min", "online")
+    assert (c.eval.n_action_steps, c.inverse_dynamics.enabled) == (1, False)
+
+
+def test_maze2d_large_paper_values():
+    c = preset("maze2d-large", "paper")
+    assert (c.data.horizon, c.data.n_obs_steps, c.data.x_key, c.data.cond, c.data.goal_resegment) == (
+        384, 2, "observations", "first_last", True)
+    assert c.teacher.unet.down_dims == [256, 512, 1024, 2048] and c.teacher.unet.time_embed_dim == 256
+    assert (c.teacher.train.epochs, c.teacher.train.weight_decay, c.teacher.train.warmup_steps) == (400, 1e-4, 500)
+    assert (c.student.ctm.reward_weight, c.student.reward_aggregate, c.student.top_k) == (1e-5, "sum_states", 3)
+    assert (c.student.train.batch_size, c.student.train.weight_decay) == (320, 1e-6)
+    assert (c.reward.input, c.reward.train.epochs, c.reward.train.batch_size, c.reward.train.lr) == (
+        "states", 100, 64, 2e-4)
+    assert c.inverse_dynamics.enabled and c.eval.maze_controller == "tracking"
+
+
+@pytest.mark.parametrize("task", LOCOMOTION + MAZES)
+def test_student_weights_epochs_and_rollout_period_per_task(task):
+    s = preset(task, "paper").student
+    assert (s.ctm.reward_weight, s.train.epochs, s.eval_every_epochs) == STUDENT[task]
+
+
+@pytest.mark.parametrize("task", LOCOMOTION)
+def test_locomotion_teacher_and_reward_per_task(task):
+    """Spec §10.1 (9 identical teacher configs) and §10.2 (halfcheetah: batch 32; -medium: 100 epochs, lr 1e-4)."""
+    c = preset(task, "paper")
+    assert c.teacher.unet.down_dims == [512, 1024, 2048] and c.teacher.train.batch_size == 1024
+    assert c.student.train.batch_size == 4800
+    cheetah = task.startswith("halfcheetah")
+    r = c.reward.train
+    assert r.batch_size == (32 if cheetah else 64)
+    assert (r.epochs, r.lr) == ((100, 1e-4) if task == "halfcheetah-medium" else (50, 2e-4))
+    assert (r.weight_decay, r.warmup_steps) == (1e-3, 20)
+
+
+@pytest.mark.parametrize("task", MAZES)
+def test_maze_shapes_per_task(task):
+    c = preset(task, "paper")
+    horizon, dims, batch = MAZE_SHAPES[task]
+    assert (c.data.horizon, c.teacher.unet.down_dims, c.student.train.batch_size) == (horizon, dims, batch)
+    assert c.teacher.train.batch_size == 1024 and c.reward.train.epochs == 100
+
+
+# ------------------------------------------------------------------------------------- cpu size
+
+# What `cpu` may change: sizes, schedules and bookkeeping. Everything else is the paper's code path.
+CPU_MAY_CHANGE = {
+    "size", "data.horizon", "data.windows_per_epoch",
+    "teacher.unet.down_dims", "teacher.unet.time_embed_dim",
+    "student.ctm.ode_steps_max", "student.ctm.dsm_on",  # the two objective knobs the cpu presets pick
+    "student.eval_every_epochs", "student.eval_episodes", "student.top_k",
+}
+SCHEDULE = {"epochs", "batch_size", "lr", "warmup_steps", "checkpoint_every", "log_every"}
+
+
+@pytest.mark.parametrize("task", LOCOMOTION + MAZES)
+def test_cpu_presets_change_only_sizes_and_schedules(task):
+    cpu, paper = flatten(preset(task, "cpu").to_dict()), flatten(preset(task, "paper").to_dict())
+    changed = {k for k in paper if cpu[k] != paper[k]}
+    unexpected = {k for k in changed - CPU_MAY_CHANGE if not (".train." in k and k.rsplit(".", 1)[1] in SCHEDULE)}
+    assert not unexpected, f"{task}: cpu changes {sorted(unexpected)}"
+    assert cpu["student.ctm.reward_weight"] == paper["student.ctm.reward_weight"]
+
+
+@pytest.mark.parametrize("task", LOCOMOTION + MAZES)
+def test_cpu_presets_are_small(task):
+    c = preset(task, "cpu")
+    assert max(c.teacher.unet.down_dims) <= 128
+    assert c.data.windows_per_epoch is not None
+    steps = c.teacher.train.epochs * -(-c.data.windows_per_epoch // c.teacher.train.batch_size)
+    assert steps <= 5000  # a step budget, independent of the dataset size
+    assert c.data.horizon % 2 ** (len(c.teacher.unet.down_dims) - 1) == 0
+
+
+# ------------------------------------------------------------------------------------- ablations are configs
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_ablations_are_overrides_of_a_preset(size):
+    base = preset("hopper-medium", size)
+    ctd = apply_overrides(base, ["student.ctm.reward_weight=0"])
+    one_step = apply_overrides(base, ['student.ctm.reward_on="one_step"'])
+    aware = apply_overrides(base, ["teacher.reward_guidance=0.1"])
+    ddpm = apply_overrides(base, ['teacher.kind="ddpm"'])
+    ema = apply_overrides(base, ['student.teacher_weights="ema"'])
+    assert ctd.student.ctm.reward_weight == 0.0
+    assert one_step.student.ctm.reward_on == "one_step"
+    assert aware.teacher.reward_guidance == 0.1
+    assert ddpm.teacher.kind == "ddpm" and ema.student.teacher_weights == "ema"
+    # each differs from the base in exactly the one field
+    b = flatten(to_dict(base))
+    for cfg, key in ((ctd, "student.ctm.reward_weight"), (one_step, "student.ctm.reward_on"),
+                     (aware, "teacher.reward_guidance"), (ddpm, "teacher.kind"),
+                     (ema, "student.teacher_weights")):
+        f = flatten(to_dict(cfg))
+        assert {k for k in b if b[k] != f[k]} == {key}
