@@ -100,6 +100,7 @@ def eval_command(
     legacy_running_max: bool = typer.Option(False, "--legacy-running-max", help="Also report the reference "
                                             "code's Σ_t max_{τ≤t} r_τ metric (MuJoCo; spec §8 item 1)."),
     n_action_steps: int | None = typer.Option(None, "--n-action-steps", help="Closed loop: actions per plan."),
+    weights: str = typer.Option("last", "--weights", help="last | ema | best (online model selection, best/)."),
     out: Path | None = typer.Option(None, "--out", help="Result JSON (default: RUN/eval-SAMPLER-seedS.json)."),
     max_parallel: int = typer.Option(100, "--max-parallel"),
     device: str = typer.Option("cpu", "--device"),
@@ -115,7 +116,7 @@ def eval_command(
     try:
         inv = inverse_dynamics or (run.parent / "inverse_dynamics")
         inv = inv if (inv / "model.safetensors").exists() else None
-        planner = load_planner(run, sampler, device, seed, n_action_steps, inv)
+        planner = load_planner(run, sampler, device, seed, n_action_steps, inv, weights)
         task = get_task(planner.cfg.task)
         refs = (task.ref_min_score, task.ref_max_score) if task.has_reference_scores else None
         result = evaluate(PlannerPolicy(planner, controller), lambda: make_env(task), episodes, seed=seed,
@@ -123,7 +124,7 @@ def eval_command(
                           description=planner.describe())
     except (ValueError, KeyError, ArtifactError) as e:
         _fail(e)
-    path = out or run / f"eval-{planner.sampler.name}{planner.sampler.steps}-{controller}-seed{seed}.json"
+    path = out or run / f"eval-{weights}-{planner.sampler.name}{planner.sampler.steps}-{controller}-seed{seed}.json"
     result.to_json(path)
     console.print(result.summary())
     console.print(f"wrote {path}")

@@ -166,6 +166,7 @@ class Artifact:
     obs_dim: int
     act_dim: int
     meta: dict[str, Any]
+    weights: str = "model"
 
 
 def write_stage_header(run_dir: Path, cfg: RunConfig, stage: str, prep: PreparedData) -> None:
@@ -199,7 +200,7 @@ def load_artifact(path: str | Path, weights: str = "model", expect_stage: str | 
     load_state_dict_into(net, weights_path)
     norms = NormalizerSet.load(path / "normalizer.safetensors")
     meta = read_json(path / "meta.json") if (path / "meta.json").exists() else {}
-    return Artifact(path, stage, cfg, net.eval(), norms, header["obs_dim"], header["act_dim"], meta)
+    return Artifact(path, stage, cfg, net.eval(), norms, header["obs_dim"], header["act_dim"], meta, weights)
 
 
 def check_compatible(art: Artifact, prep: PreparedData, what: str) -> None:
@@ -275,9 +276,60 @@ def train_stage(cfg: RunConfig, stage: str, run_root: str | Path, name: str | No
                                      cfg.data.n_obs_steps)
         meta["teacher"] = str(teacher.path)
 
+    if stage == "student" and cfg.student.eval_every_epochs > 0:
+        loop_cfg = dataclasses.replace(loop_cfg, callback_every=cfg.student.eval_every_epochs,
+                                       select_metric="eval_score", select_mode="max")
+        callbacks = (*callbacks, OnlineSelection(cfg, prep, run_dir))
     train_src, val_src = stage_windows(cfg, prep, stage)
     meta["parameters"] = count_parameters(net)
     write_stage_header(run_dir, cfg, stage, prep)
     train(objective, train_src, loop_cfg, run_dir, val_data=val_src, resume=resume, progress=progress,
           callbacks=list(callbacks), run_meta=meta)
     return run_dir
+
+
+class OnlineSelection:
+    """Online model selection (spec §6.3): every k epochs roll the current student out for n seeded episodes,
+    keep the top-k checkpoints by normalized score in `topk/`, log `eval_score`; the loop keeps the best in `best/`.
+
+    This is *online* selection (the test environment chooses the checkpoint); reports must say so.
+    """
+
+    def __init__(self, cfg: RunConfig, prep: PreparedData, run_dir: Path):
+        from .evaluate.results import TopKCheckpoints
+
+        self.cfg, self.prep, self.run_dir = cfg, prep, run_dir
+        self.topk_path = run_dir / "topk" / "topk.json"
+        self.topk = TopKCheckpoints.from_json(self.topk_path) if self.topk_path.exists() else \
+            TopKCheckpoints(cfg.student.top_k, mode="max")
+
+    def __call__(self, step: int, epoch: int, model: nn.Module, ema_model: nn.Module | None, run_dir: Path):
+        from safetensors.torch import save_file
+
+        from .envs import get_task, make_env
+        from .evaluate import evaluate
+        from .io import atomic_path
+        from .planning import Planner, PlannerPolicy
+
+        task = get_task(self.cfg.task)
+        art = Artifact(run_dir, "student", self.cfg, model, self.prep.normalizers, self.prep.obs_dim,
+                       self.prep.act_dim, {})
+        was_training = model.training
+        model.eval()
+        try:
+            planner = Planner(art, "one_step", device=str(next(model.parameters()).device), seed=self.cfg.seed)
+            refs = (task.ref_min_score, task.ref_max_score) if task.has_reference_scores else None
+            result = evaluate(PlannerPolicy(planner, self.cfg.eval.maze_controller if task.kind == "maze2d"
+                                            else "tracking"), lambda: make_env(task), self.cfg.student.eval_episodes,
+                              seed=self.cfg.eval.seed + 10_000, ref_scores=refs, progress=False)
+        finally:
+            model.train(was_training)
+        score = float(result.score_mean_se[0] if refs else result.return_mean_se[0])
+        path = self.run_dir / "topk" / f"step-{step}.safetensors"
+        if self.topk.would_keep(score):
+            with atomic_path(path) as tmp:
+                save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp))
+            for stale in self.topk.update(score, step, path):
+                Path(stale).unlink(missing_ok=True)
+            self.topk.to_json(self.topk_path)
+        return {"eval_score": score}

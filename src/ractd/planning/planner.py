@@ -90,7 +90,7 @@ class Planner:
         return self.sampler.nfe
 
     def describe(self) -> str:
-        return f"{self.art.stage} {self.sampler.name} (NFE {self.nfe}) from {self.art.path}"
+        return f"{self.art.stage} {self.sampler.name} (NFE {self.nfe}) from {self.art.path} ({self.art.weights})"
 
     # -- conditioning -------------------------------------------------------------------------------------
     def condition(self, obs_history: np.ndarray, goal: np.ndarray | None = None) -> torch.Tensor:
@@ -152,9 +152,16 @@ class Planner:
 
 
 def load_planner(run_dir: str | Path, sampler: str = "auto", device: str = "cpu", seed: int = 0,
-                 n_action_steps: int | None = None, inverse_dynamics: str | Path | None = None) -> Planner:
-    """Load a trained teacher or student run folder as a Planner (see `parse_sampler` for sampler names)."""
-    art = load_artifact(run_dir)
+                 n_action_steps: int | None = None, inverse_dynamics: str | Path | None = None,
+                 weights: str = "last") -> Planner:
+    """Load a trained teacher or student run folder as a Planner (see `parse_sampler` for sampler names).
+
+    weights: "last" (model.safetensors), "ema", or "best" (the online-selection winner in best/, spec §6.3).
+    """
+    files = {"last": "model", "ema": "ema", "best": "best/model"}
+    if weights not in files:
+        raise ValueError(f"weights must be one of {sorted(files)}, got {weights!r}")
+    art = load_artifact(run_dir, weights=files[weights])
     if art.stage not in ("teacher", "student"):
         raise ArtifactError(f"{run_dir}: a planner needs a teacher or student run, this is a {art.stage} run")
     inv = load_artifact(inverse_dynamics, expect_stage="inverse_dynamics") if inverse_dynamics else None
