@@ -17,6 +17,7 @@ ms/action is ms/call divided by the batch size (for a Maze2d state planner: per 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import platform
 import statistics
@@ -165,15 +166,16 @@ def run_cases(groups: list[list[Case]], device: torch.device, repeats: int, warm
             first, _ = time_call(c.call, device)
             for _ in range(min(warmup, int(1.0 / max(first, 1e-9)))):
                 time_call(c.call, device)
-            c.estimate_s = time_call(c.call, device)[0]
+            c.estimate_s = max(time_call(c.call, device)[0], 1e-9)
             bar.advance(task)
+        least = min(min_repeats, repeats)
         for group in groups:
             fwd = {c.network: c.estimate_s for c in group if c.sampler == FORWARD}
             for c in group:
                 if c.sampler != FORWARD:
                     c.estimate_s = c.nfe * fwd[c.network]
-                    c.extrapolated = c.estimate_s * min_repeats > max_case_s
-                c.target = 0 if c.extrapolated else int(np.clip(budget_s / c.estimate_s, min_repeats, repeats))
+                    c.extrapolated = c.estimate_s * least > max_case_s
+                c.target = 0 if c.extrapolated else int(np.clip(budget_s / c.estimate_s, least, repeats))
         total = sum(c.target * c.estimate_s for group in groups for c in group)
         bar.update(task, description="timing (seconds of calls)", completed=0, total=total)
         for group in groups:
@@ -184,65 +186,83 @@ def run_cases(groups: list[list[Case]], device: torch.device, repeats: int, warm
             _rounds(group, device, lambda seconds: bar.advance(task, seconds))
 
 
-def _ratios(out: list[dict[str, Any]], key: str, prefix: str) -> None:
-    """Add `<prefix>speedup_vs_teacher` and `<prefix>overhead_vs_forward` computed on the `key` column."""
-    fwd = {r["network"]: r[key] for r in out if r["sampler"] == FORWARD}
-    teacher = next((r for r in out if r["network"] == "teacher" and r["sampler"] != FORWARD), None)
-    for r in out:
-        planner = r["sampler"] != FORWARD
-        r[prefix + "speedup_vs_teacher"] = teacher[key] / r[key] if teacher is not None and planner else None
-        r[prefix + "overhead_vs_forward"] = r[key] / (r["nfe"] * fwd[r["network"]]) \
-            if planner and r["measured"] else None
+CLOCKS = ("wall", "cpu")
 
 
-def case_rows(groups: list[list[Case]]) -> list[dict[str, Any]]:
-    """Per case: wall-clock median, quartiles, minimum, CPU-time median (ms/call and ms/action), and the speedup
-    vs the Heun teacher and the overhead vs NFE bare forwards, both on wall-clock and on CPU-time medians."""
+def resolve_clock(clock: str, device: str, threads: int | None) -> str:
+    """'auto' → 'cpu' (process CPU time) for one CPU thread, else 'wall'; the clock the ratios and goals use.
+
+    With one thread on a CPU, CPU time is the compute cost without the time spent waiting for a core on a
+    loaded machine; with a GPU or several threads only the wall clock is meaningful.
+    """
+    if clock == "auto":
+        return "cpu" if torch.device(device).type == "cpu" and threads == 1 else "wall"
+    if clock not in CLOCKS:
+        raise ValueError(f"clock must be 'auto', 'wall' or 'cpu', got {clock!r}")
+    return clock
+
+
+def _stats(c: Case, fwd: Case, clock: str) -> dict[str, Any]:
+    """Median, quartiles and minimum in ms of one clock; an extrapolated case is NFE × the forward's median."""
+    times = c.times if clock == "wall" else c.cpu_times
+    if c.extrapolated:
+        median = c.nfe * 1e3 * statistics.median(fwd.times if clock == "wall" else fwd.cpu_times)
+        return {"median_ms": median, "q25_ms": None, "q75_ms": None, "min_ms": None}
+    q25, median, q75 = (float(q) for q in 1e3 * np.quantile(times, [0.25, 0.5, 0.75]))
+    return {"median_ms": median, "q25_ms": q25, "q75_ms": q75, "min_ms": 1e3 * min(times)}
+
+
+def case_rows(groups: list[list[Case]], clock: str) -> list[dict[str, Any]]:
+    """One row per case: per clock ('wall', 'cpu') the median/quartiles/min in ms, the speedup vs the Heun teacher
+    (teacher ms ÷ this) and the overhead vs bare forwards (ms ÷ (NFE × forward ms)); top-level fields repeat
+    the `clock` ones (ms_per_call, iqr_ms, ms_per_action, speedup_vs_teacher, overhead_vs_forward)."""
     rows = []
     for group in groups:
         fwd = {c.network: c for c in group if c.sampler == FORWARD}
-        out = []
+        stats = {(id(c), k): _stats(c, fwd[c.network], k) for c in group for k in CLOCKS}
+        teacher = next((c for c in group if c.network == "teacher" and c.sampler != FORWARD), None)
         for c in group:
-            r: dict[str, Any] = {"model": c.model, "sampler": c.sampler, "network": c.network, "nfe": c.nfe,
-                                 "batch": c.batch, "repeats": len(c.times), "measured": not c.extrapolated}
-            if c.extrapolated:  # NFE × the bare forward of the same network
-                f = fwd[c.network]
-                r |= {"ms_per_call": c.nfe * 1e3 * statistics.median(f.times),
-                      "cpu_ms_per_call": c.nfe * 1e3 * statistics.median(f.cpu_times),
-                      "ms_q25": None, "ms_q75": None, "iqr_ms": None, "ms_min": None}
-            else:
-                q25, med, q75 = (float(q) for q in 1e3 * np.quantile(c.times, [0.25, 0.5, 0.75]))
-                r |= {"ms_per_call": med, "cpu_ms_per_call": 1e3 * statistics.median(c.cpu_times),
-                      "ms_q25": q25, "ms_q75": q75, "iqr_ms": q75 - q25, "ms_min": 1e3 * min(c.times)}
-            r["ms_per_action"] = r["ms_per_call"] / c.batch
-            r["cpu_ms_per_action"] = r["cpu_ms_per_call"] / c.batch
-            out.append(r)
-        _ratios(out, "ms_per_call", "")
-        _ratios(out, "cpu_ms_per_call", "cpu_")
-        rows += out
+            r: dict[str, Any] = {"model": c.model, "network": c.network, "sampler": c.sampler, "nfe": c.nfe,
+                                 "batch": c.batch, "repeats": len(c.times), "measured": not c.extrapolated,
+                                 "clock": clock}
+            planner = c.sampler != FORWARD
+            for k in CLOCKS:
+                st = dict(stats[id(c), k])
+                forward_ms = stats[id(fwd[c.network]), k]["median_ms"]
+                teacher_ms = None if teacher is None else stats[id(teacher), k]["median_ms"]
+                st["speedup_vs_teacher"] = teacher_ms / st["median_ms"] if planner and teacher_ms else None
+                st["overhead_vs_forward"] = (st["median_ms"] / (c.nfe * forward_ms)
+                                             if planner and not c.extrapolated else None)
+                r[k] = st
+            p = r[clock]
+            r |= {"ms_per_call": p["median_ms"], "ms_per_action": p["median_ms"] / c.batch,
+                  "iqr_ms": None if p["q25_ms"] is None else p["q75_ms"] - p["q25_ms"],
+                  "speedup_vs_teacher": p["speedup_vs_teacher"], "overhead_vs_forward": p["overhead_vs_forward"]}
+            rows.append(r)
     return rows
 
 
 def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per model and batch: student(NFE 1)/teacher speedup and one-step planner/bare forward, with the goals.
-
-    Goals are judged on wall-clock medians; the CPU-time ratios are given next to them.
-    """
+    """Per model and batch: student (NFE 1)/teacher speedup and one-step planner/bare forward, against the goals
+    (judged on the rows' clock; the other clock's ratios are given too)."""
     out = []
     for model, batch in dict.fromkeys((r["model"], r["batch"]) for r in rows):
         sel = {(r["network"], r["sampler"]): r for r in rows if (r["model"], r["batch"]) == (model, batch)}
         one = sel.get(("student", "one_step"))
         teacher = next((r for (net, s), r in sel.items() if net == "teacher" and s != FORWARD), None)
         item: dict[str, Any] = {"model": model, "batch": batch}
-        if one is not None and teacher is not None:
-            item |= {"student_over_teacher": one["speedup_vs_teacher"],
-                     "cpu_student_over_teacher": one["cpu_speedup_vs_teacher"], "teacher_nfe": teacher["nfe"],
+        if one is None:
+            out.append(item)
+            continue
+        item["clock"] = one["clock"]
+        if teacher is not None:
+            item |= {"student_over_teacher": one["speedup_vs_teacher"], "teacher_nfe": teacher["nfe"],
                      "teacher_measured": teacher["measured"],
-                     "speedup_goal_met": one["speedup_vs_teacher"] >= GOAL_SPEEDUP}
-        if one is not None and one["overhead_vs_forward"] is not None:
-            item |= {"planner_over_forward": one["overhead_vs_forward"],
-                     "cpu_planner_over_forward": one["cpu_overhead_vs_forward"],
-                     "overhead_goal_met": one["overhead_vs_forward"] <= GOAL_OVERHEAD}
+                     "speedup_goal_met": one["speedup_vs_teacher"] >= GOAL_SPEEDUP,
+                     **{f"{k}_student_over_teacher": one[k]["speedup_vs_teacher"] for k in CLOCKS}}
+        item |= {"planner_over_forward": one["overhead_vs_forward"],
+                 "overhead_goal_met": one["overhead_vs_forward"] <= GOAL_OVERHEAD,
+                 **{f"{k}_planner_over_forward": one[k]["overhead_vs_forward"] for k in CLOCKS}}
         out.append(item)
     return out
 
@@ -253,38 +273,64 @@ def environment_info(device: str, threads: int | None) -> dict[str, Any]:
             "processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
             "device": device, "threads": threads or torch.get_num_threads()}
     if hasattr(os, "getloadavg"):
-        info["load_average_1min"] = os.getloadavg()[0]
+        info["load_average_1min"] = round(os.getloadavg()[0], 2)
     if device.startswith("cuda") and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(torch.device(device))
     return info
 
 
-def benchmark_artifacts(models: Mapping[str, Mapping[str, Artifact]], batch_sizes: Sequence[int] = (1, 100),
-                        student_nfe: Sequence[int] = (1, 2, 3, 4), heun_levels: int | None = None,
-                        ddim_steps: int = 10, repeats: int = 100, warmup: int = 10, min_repeats: int = 3,
-                        budget_s: float = 10.0, max_case_s: float = 60.0, device: str = "cpu",
-                        threads: int | None = 1, seed: int = 0, progress: bool = True) -> dict[str, Any]:
+@dataclass(frozen=True)
+class BenchSettings:
+    """Every knob of a latency benchmark (see `benchmark_latency`)."""
+
+    batch_sizes: tuple[int, ...] = (1, 100)
+    student_nfe: tuple[int, ...] = (1, 2, 3, 4)
+    heun_levels: int | None = None  # None: the teacher's own (80 → 158 NFE)
+    ddim_steps: int = 10
+    repeats: int = 100  # at most this many timed calls per case
+    warmup: int = 10  # untimed calls first (fewer for slow cases)
+    min_repeats: int = 3
+    budget_s: float = 10.0  # stop a case after this many seconds of timed calls (but >= min_repeats)
+    max_case_s: float = 60.0  # extrapolate a case whose min_repeats calls would take longer
+    device: str = "cpu"
+    threads: int | None = 1  # torch.set_num_threads during the run (None: unchanged)
+    clock: str = "auto"  # auto | wall | cpu: the clock of the ratios and goals (see resolve_clock)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "batch_sizes", tuple(int(b) for b in self.batch_sizes))
+        object.__setattr__(self, "student_nfe", tuple(int(k) for k in self.student_nfe))
+        if not self.batch_sizes or min(self.batch_sizes) < 1:
+            raise ValueError(f"batch_sizes must be >= 1, got {list(self.batch_sizes)}")
+        if self.student_nfe and min(self.student_nfe) < 1:
+            raise ValueError(f"student_nfe must be >= 1, got {list(self.student_nfe)}")
+        if self.heun_levels is not None and self.heun_levels < 2:
+            raise ValueError(f"heun_levels must be >= 2, got {self.heun_levels}")
+        if min(self.repeats, self.min_repeats, self.ddim_steps) < 1 or self.warmup < 0:
+            raise ValueError("repeats, min_repeats and ddim_steps must be >= 1, warmup >= 0")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be >= 1, got {self.threads}")
+        resolve_clock(self.clock, self.device, self.threads)
+
+
+def benchmark_artifacts(models: Mapping[str, Mapping[str, Artifact]], settings: BenchSettings = BenchSettings(),
+                        progress: bool = True) -> dict[str, Any]:
     """Time the cases of several models ({label: {student|teacher|ddim: Artifact}}); see `benchmark_latency`."""
     if not models:
         raise ValueError("nothing to benchmark: no model given")
-    if any(b < 1 for b in batch_sizes) or any(k < 1 for k in student_nfe):
-        raise ValueError(f"batch sizes and NFE must be >= 1, got {list(batch_sizes)} and {list(student_nfe)}")
-    if min(repeats, min_repeats) < 1 or warmup < 0:
-        raise ValueError("repeats and min_repeats must be >= 1, warmup >= 0")
-    dev = torch.device(device)
-    with num_threads(threads):
-        groups = [build_cases(label, arts, b, student_nfe, heun_levels, ddim_steps, device, seed)
-                  for label, arts in models.items() for b in batch_sizes]
-        started = environment_info(device, threads)
-        run_cases(groups, dev, repeats, warmup, min_repeats, budget_s, max_case_s, progress)
-    rows = case_rows(groups)
+    s = settings
+    clock = resolve_clock(s.clock, s.device, s.threads)
+    with num_threads(s.threads):
+        groups = [build_cases(label, arts, b, s.student_nfe, s.heun_levels, s.ddim_steps, s.device, s.seed)
+                  for label, arts in models.items() for b in s.batch_sizes]
+        env = environment_info(s.device, s.threads)
+        run_cases(groups, torch.device(s.device), s.repeats, s.warmup, s.min_repeats, s.budget_s, s.max_case_s,
+                  progress)
+    rows = case_rows(groups, clock)
     params = {label: {net: sum(p.numel() for p in art.net.parameters()) for net, art in arts.items()}
               for label, arts in models.items()}
-    return {"format": "ractd.bench/1", "environment": started, "parameters": params,
-            "settings": {"batch_sizes": list(batch_sizes), "student_nfe": list(student_nfe),
-                         "heun_levels": heun_levels, "ddim_steps": ddim_steps, "repeats": repeats,
-                         "warmup": warmup, "min_repeats": min_repeats, "budget_s": budget_s,
-                         "max_case_s": max_case_s, "seed": seed},
+    return {"format": "ractd.bench/1", "environment": env, "parameters": params,
+            "settings": {**dataclasses.asdict(s), "clock": clock},
             "goals": {"student_over_teacher_min": GOAL_SPEEDUP, "planner_over_forward_max": GOAL_OVERHEAD},
             "rows": rows, "summary": summarize(rows)}
 
@@ -301,29 +347,33 @@ def run_artifacts(run_root: str | Path) -> dict[str, Artifact]:
     for folder in ("teacher", "ddim"):
         if (root / folder).is_dir():
             art = load_artifact(root / folder, expect_stage="teacher")
-            arts["teacher" if art.config.teacher.kind == "edm" else "ddim"] = art
+            key = "teacher" if art.config.teacher.kind == "edm" else "ddim"
+            if key in arts:
+                raise ArtifactError(f"{root}: both teacher/ and ddim/ hold a {art.config.teacher.kind} teacher")
+            arts[key] = art
     return arts
 
 
 def benchmark_latency(run_root: str | Path, batch_sizes: Sequence[int] = (1, 100),
                       student_nfe: Sequence[int] = (1, 2, 3, 4), repeats: int = 100, warmup: int = 10,
-                      device: str = "cpu", progress: bool = True, heun_levels: int | None = None,
-                      ddim_steps: int = 10, min_repeats: int = 3, budget_s: float = 10.0, max_case_s: float = 60.0,
-                      threads: int | None = 1, seed: int = 0, out: str | Path | None = None) -> dict[str, Any]:
+                      device: str = "cpu", progress: bool = True, out: str | Path | None = None,
+                      **options: Any) -> dict[str, Any]:
     """Per-action latency of the trained planners under `run_root` (student/, teacher/, optional ddim/).
 
     Cases per batch size: bare forward of each network; student NFE in `student_nfe` (1 = one step, k = chaining);
     teacher Heun on `heun_levels` levels (default: the teacher's, 80 → 158 NFE); DDIM with `ddim_steps` if a
-    DDPM teacher exists in `run_root/ddim`. Each case: up to `repeats` timed calls after `warmup`, stopping after
-    `budget_s` seconds of calls (but at least `min_repeats`); a case that would need more than `max_case_s` for
-    `min_repeats` calls is extrapolated from the bare forward (marked `measured: false`). `threads` sets
-    `torch.set_num_threads` for the run (None: unchanged). Writes JSON atomically to `out` if given.
+    DDPM teacher exists in `run_root/ddim` (or teacher/). Each case: up to `repeats` timed calls after `warmup`,
+    stopping after `budget_s` seconds of calls (but at least `min_repeats`); a case that would need more than
+    `max_case_s` for `min_repeats` calls is extrapolated from the bare forward (row `measured: false`).
+    `options` are the other `BenchSettings` fields (heun_levels, ddim_steps, min_repeats, budget_s, max_case_s,
+    threads=1, clock='auto', seed). Returns the result dict; writes it as JSON atomically to `out` if given.
     """
     from .io import write_json
 
+    settings = BenchSettings(tuple(batch_sizes), tuple(student_nfe), repeats=repeats, warmup=warmup, device=device,
+                             **options)
     arts = run_artifacts(run_root)
-    result = benchmark_artifacts({Path(run_root).name: arts}, batch_sizes, student_nfe, heun_levels, ddim_steps,
-                                 repeats, warmup, min_repeats, budget_s, max_case_s, device, threads, seed, progress)
+    result = benchmark_artifacts({Path(run_root).name: arts}, settings, progress)
     result["source"] = {"run_root": str(run_root), **{k: str(a.path) for k, a in arts.items()}}
     if out is not None:
         write_json(out, result)
@@ -363,19 +413,20 @@ def untrained_artifacts(cfg: RunConfig, obs_dim: int | None = None, act_dim: int
 
 def benchmark_networks(configs: Mapping[str, RunConfig], batch_sizes: Sequence[int] = (1, 100),
                        student_nfe: Sequence[int] = (1, 2, 3, 4), repeats: int = 100, warmup: int = 10,
-                       device: str = "cpu", progress: bool = True, heun_levels: int | None = None,
-                       min_repeats: int = 3, budget_s: float = 10.0, max_case_s: float = 60.0,
-                       threads: int | None = 1, seed: int = 0, out: str | Path | None = None) -> dict[str, Any]:
+                       device: str = "cpu", progress: bool = True, out: str | Path | None = None,
+                       **options: Any) -> dict[str, Any]:
     """`benchmark_latency` for untrained networks built from configs ({label: RunConfig}), e.g. paper vs cpu size.
 
-    Weights and normalizers are random: latency does not depend on them. Models are timed one after another
-    in this process; within a model and batch size all cases are interleaved.
+    No run folder needed: weights and normalizers are random (latency does not depend on them); dimensions are
+    the task's. Models are timed one after another in this process; within a model and batch size all cases are
+    interleaved. `options`: the other `BenchSettings` fields.
     """
     from .io import write_json
 
-    models = {label: untrained_artifacts(cfg, seed=seed) for label, cfg in configs.items()}
-    result = benchmark_artifacts(models, batch_sizes, student_nfe, heun_levels, 10, repeats, warmup, min_repeats,
-                                 budget_s, max_case_s, device, threads, seed, progress)
+    settings = BenchSettings(tuple(batch_sizes), tuple(student_nfe), repeats=repeats, warmup=warmup, device=device,
+                             **options)
+    models = {label: untrained_artifacts(cfg, seed=settings.seed) for label, cfg in configs.items()}
+    result = benchmark_artifacts(models, settings, progress)
     result["source"] = {label: f"untrained {cfg.task} ({cfg.size})" for label, cfg in configs.items()}
     if out is not None:
         write_json(out, result)
@@ -390,42 +441,48 @@ def _fmt(x: float | None, spec: str, suffix: str = "") -> str:
 
 
 def latency_table(result: Mapping[str, Any]) -> Any:
-    """A rich Table: model, network, sampler, NFE, batch, ms/call (median, IQR), CPU ms, ms/action, ratios."""
+    """A rich Table: model, network, sampler, NFE, batch, ms/call (median, IQR), the other clock, ms/action, ratios."""
     from rich.table import Table
 
-    env = result["environment"]
+    env, clock = result["environment"], result["settings"]["clock"]
+    other = "wall" if clock == "cpu" else "cpu"
+    name = {"cpu": "CPU", "wall": "wall"}
     load = f", load {env['load_average_1min']:.1f}" if "load_average_1min" in env else ""
     table = Table(title=f"Planning latency ({env['device']}, {env['threads']} thread(s), torch {env['torch']}"
-                        f"{load})",
-                  caption="Medians of many calls. ≈ = extrapolated as NFE × measured bare forward (solver arithmetic "
-                          "not included). CPU ms = process CPU time (no waiting for a core). "
+                        f"{load}; {name[clock]} time)",
+                  caption=f"Medians of many calls ({name[clock]} time; IQR = interquartile range). "
+                          "≈ = extrapolated as NFE × measured bare forward (solver arithmetic not included). "
                           "× teacher = teacher ms/call ÷ this; overhead = ms/call ÷ (NFE × bare forward).")
-    for name in ("model", "network", "sampler", "NFE", "batch", "ms/call", "IQR", "CPU ms", "ms/action",
-                 "× teacher", "overhead"):
-        table.add_column(name, justify="left" if name in ("model", "network", "sampler") else "right",
-                         no_wrap=name in ("sampler", "network"))
+    for col in ("model", "network", "sampler", "NFE", "batch", "ms/call", "IQR", f"{name[other]} ms",
+                "ms/action", "× teacher", "overhead"):
+        table.add_column(col, justify="left" if col in ("model", "network", "sampler") else "right",
+                         no_wrap=col in ("network", "sampler"))
     for r in result["rows"]:
         approx = "" if r["measured"] else "≈"
         table.add_row(r["model"], r["network"], r["sampler"], str(r["nfe"]), str(r["batch"]),
                       approx + _fmt(r["ms_per_call"], ".4g"), _fmt(r["iqr_ms"], ".2g"),
-                      approx + _fmt(r["cpu_ms_per_call"], ".4g"), approx + _fmt(r["ms_per_action"], ".4g"),
+                      approx + _fmt(r[other]["median_ms"], ".4g"), approx + _fmt(r["ms_per_action"], ".4g"),
                       _fmt(r["speedup_vs_teacher"], ".1f", "×"), _fmt(r["overhead_vs_forward"], ".3f", "×"))
     return table
 
 
 def summary_lines(result: Mapping[str, Any]) -> list[str]:
-    """One line per model and batch: the two ratios (wall clock; CPU time in brackets) against their goals."""
+    """One line per model and batch: the two ratios against their goals (and on the other clock)."""
     lines = []
     for s in result["summary"]:
-        parts = [f"{s['model']} batch {s['batch']}:"]
+        if "clock" not in s:
+            continue
+        clock = s["clock"]
+        other = "wall" if clock == "cpu" else "cpu"
+        parts = [f"{s['model']} batch {s['batch']} ({clock} time):"]
         if "student_over_teacher" in s:
             how = "" if s["teacher_measured"] else ", teacher extrapolated"
-            parts.append(f"student/teacher {s['student_over_teacher']:.1f}× (CPU time {s['cpu_student_over_teacher']:.1f}×"
-                         f"{how}) goal ≥ {GOAL_SPEEDUP:g}×: {'met' if s['speedup_goal_met'] else 'NOT met'};")
-        if "planner_over_forward" in s:
-            parts.append(f"one-step planner/bare forward {s['planner_over_forward']:.3f}× "
-                         f"(CPU time {s['cpu_planner_over_forward']:.3f}×) goal ≤ {GOAL_OVERHEAD:.2f}×: "
-                         f"{'met' if s['overhead_goal_met'] else 'NOT met'}")
+            parts.append(f"student/teacher {s['student_over_teacher']:.1f}× "
+                         f"({other} {s[f'{other}_student_over_teacher']:.1f}×{how}), "
+                         f"goal ≥ {GOAL_SPEEDUP:g}× {'met' if s['speedup_goal_met'] else 'NOT met'};")
+        parts.append(f"one-step planner/bare forward {s['planner_over_forward']:.3f}× "
+                     f"({other} {s[f'{other}_planner_over_forward']:.3f}×), goal ≤ {GOAL_OVERHEAD:.2f}× "
+                     f"{'met' if s['overhead_goal_met'] else 'NOT met'}")
         lines.append(" ".join(parts))
     return lines
 
@@ -437,6 +494,6 @@ def bench_command(run_root: str | Path, out: str | Path | None = None, batch_siz
     from rich.console import Group
 
     out = Path(out) if out is not None else Path(run_root) / "bench.json"
-    result = benchmark_latency(run_root, batch_sizes, repeats=repeats, device=device, progress=progress,
-                               heun_levels=heun_levels, threads=threads, out=out)
+    result = benchmark_latency(run_root, batch_sizes, repeats=repeats, device=device, progress=progress, out=out,
+                               heun_levels=heun_levels, threads=threads)
     return Group(latency_table(result), *summary_lines(result), f"wrote {out}")
