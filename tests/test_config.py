@@ -146,8 +146,6 @@ def test_an_impossible_value_is_refused_naming_the_field(cpu_hopper, override, n
         assert name in msg, msg
 
 
-@pytest.mark.xfail(strict=True, reason="RewardConfig has no __post_init__: reward.val_ratio=2 is accepted and "
-                   "split_episodes silently keeps a single training episode (src/ractd/config.py RewardConfig)")
 def test_a_validation_ratio_outside_0_1_is_refused(cpu_hopper):
     msg = config_error(cpu_hopper, "reward.val_ratio=2")
     assert "reward.val_ratio" in msg
@@ -218,9 +216,6 @@ def test_a_config_file_is_layered_over_the_preset(tmp_path):
     assert cfg.student.train.epochs == 700  # the preset fills the rest
 
 
-@pytest.mark.xfail(strict=True, reason="apply_overrides merges `extra` (the config file) after the --set "
-                   "overrides, so the file beats the command line; resolve_config's docstring promises "
-                   "preset -> file -> overrides (src/ractd/config.py apply_overrides)")
 def test_a_command_line_override_beats_the_config_file(tmp_path):
     from ractd.presets import resolve_config
 

@@ -156,8 +156,6 @@ def test_weights_of_another_shape_are_refused_naming_the_file_and_key(tiny_hoppe
         load_artifact(run)
 
 
-@pytest.mark.xfail(strict=True, reason="load_artifact passes config.json's 'config' to from_dict without context: "
-                   "the error names the key but not the file (src/ractd/pipeline.py load_artifact)")
 def test_a_bad_key_in_a_saved_config_names_the_file(tiny_hopper_runs, tmp_path):
     run = tmp_path / "teacher"
     shutil.copytree(tiny_hopper_runs / "teacher", run)
@@ -166,8 +164,8 @@ def test_a_bad_key_in_a_saved_config_names_the_file(tiny_hopper_runs, tmp_path):
     (run / "config.json").write_text(json.dumps(header))
     with pytest.raises(ValueError) as info:
         load_artifact(run)
-    assert "teacher.unet.down_dim" in str(info.value)  # holds today
-    assert "config.json" in str(info.value)  # fails today
+    assert "teacher.unet.down_dim" in str(info.value)
+    assert "config.json" in str(info.value)
 
 
 # ---------------------------------------------------------------------------------------------- compatibility

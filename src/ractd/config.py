@@ -87,6 +87,10 @@ class RewardConfig:
     train: LoopConfig = _loop(epochs=50, batch_size=64, lr=2e-4, weight_decay=1e-3, warmup_steps=20,
                               select_metric="val_loss", select_mode="min")
 
+    def __post_init__(self) -> None:
+        if not 0 <= self.val_ratio < 1:
+            raise ValueError(f"reward.val_ratio must be in [0, 1), got {self.val_ratio}")
+
 
 @dataclass
 class StudentConfig:
@@ -264,9 +268,10 @@ def parse_override(text: str) -> dict[str, Any]:
 
 
 def apply_overrides(cfg: RunConfig, overrides: list[str] | None = None, extra: dict | None = None) -> RunConfig:
+    """cfg → `extra` (e.g. a config file) → command-line overrides: the command line wins."""
     d = to_dict(cfg)
-    for o in overrides or []:
-        d = merge(d, parse_override(o))
     if extra:
         d = merge(d, extra)
+    for o in overrides or []:
+        d = merge(d, parse_override(o))
     return from_dict(RunConfig, d)

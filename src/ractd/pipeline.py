@@ -192,7 +192,10 @@ def load_artifact(path: str | Path, weights: str = "model", expect_stage: str | 
     stage = header["stage"]
     if expect_stage and stage != expect_stage:
         raise ArtifactError(f"{path}: expected a {expect_stage} artifact, found a {stage} artifact")
-    cfg = from_dict(RunConfig, header["config"])
+    try:
+        cfg = from_dict(RunConfig, header["config"])
+    except (TypeError, ValueError) as e:
+        raise ArtifactError(f"{header_path}: key 'config': {e}") from None
     net = build_network(cfg, stage, header["obs_dim"], header["act_dim"])
     weights_path = path / f"{weights}.safetensors"
     if not weights_path.exists():
