@@ -31,9 +31,11 @@ TRAININGS = {
         ("teacher", "teacher", []), ("reward", "reward", []),
         ("ctd", "student", ["student.ctm.reward_weight=0"]), ("student", "student", []),
     ],
-    "maze2d-umaze": [
-        ("teacher", "teacher", []), ("reward", "reward", []), ("inverse_dynamics", "inverse_dynamics", []),
-        ("ctd", "student", ["student.ctm.reward_weight=0"]), ("student", "student", []),
+    "maze2d-umaze": [  # the quickstart's data size (200k steps); reward as first run: 2,000 steps of 16 windows
+        (name, stage, ["data.max_dataset_steps=200000", "reward.train.epochs=10", "reward.train.batch_size=16", *o])
+        for name, stage, o in (("teacher", "teacher", []), ("reward", "reward", []),
+                               ("inverse_dynamics", "inverse_dynamics", []),
+                               ("ctd", "student", ["student.ctm.reward_weight=0"]), ("student", "student", []))
     ],
     "hopper-medium-replay/ablation": [
         ("rteacher", "teacher", ["teacher.reward_guidance=1.0"]),
