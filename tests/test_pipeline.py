@@ -162,7 +162,7 @@ def test_a_bad_key_in_a_saved_config_names_the_file(tiny_hopper_runs, tmp_path):
     header = read_json(run / "config.json")
     header["config"]["teacher"]["unet"]["down_dim"] = header["config"]["teacher"]["unet"].pop("down_dims")
     (run / "config.json").write_text(json.dumps(header))
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(ArtifactError) as info:
         load_artifact(run)
     assert "teacher.unet.down_dim" in str(info.value)
     assert "config.json" in str(info.value)
@@ -330,10 +330,15 @@ def test_another_seed_gives_other_numbers(tiny_hopper_runs, tmp_path):
 # ---------------------------------------------------------------------------------------------- a trained toy
 
 
-def test_the_tiny_maze_reward_model_beats_predicting_the_mean(tiny_maze_runs):
-    """Validation MSE on the held-out episodes < the variance of their normalized returns-to-go."""
-    art = load_artifact(tiny_maze_runs / "reward")
-    cfg = art.config
+def test_a_tiny_maze_reward_model_beats_predicting_the_mean(tiny_maze_runs, tmp_path):
+    """48 steps of 32 windows (~3 s): validation MSE on the held-out episodes well below the variance of
+    their normalized returns-to-go, i.e. better than the best constant. (Measured 0.59-0.65 of the variance
+    over seeds 0-4; trained on shuffled targets it ends at 1.27.)"""
+    cfg = resolve_config("maze2d-umaze", "cpu", [
+        *MAZE_OVERRIDES, "data.windows_per_epoch=512", "reward.train.batch_size=32", "reward.train.epochs=3",
+        "reward.train.lr=1e-3", "reward.train.warmup_steps=5"])
+    run = train_stage(cfg, "reward", tmp_path, progress=False)
+    art = load_artifact(run)
     prep = prepare_data(cfg)
     _, val_subset = stage_windows(cfg, prep, "reward")
     _, val = stage_windows(apply_overrides(cfg, ["data.windows_per_epoch=null"]), prep, "reward")
@@ -346,8 +351,8 @@ def test_the_tiny_maze_reward_model_beats_predicting_the_mean(tiny_maze_runs):
 
     mse, var = mse_and_var(val)
     assert len(val) > 100 and var > 0.05
-    assert mse < var, f"val MSE {mse:.4f} is no better than predicting the mean (variance {var:.4f})"
+    assert mse < 0.8 * var, f"val MSE {mse:.4f} is not clearly better than predicting the mean (variance {var:.4f})"
     # the loop's logged validation loss is this MSE on the run's validation subset
-    logged = read_json(tiny_maze_runs / "reward" / "meta.json")["metrics"]["val_loss"]
+    logged = read_json(run / "meta.json")["metrics"]["val_loss"]
     assert logged == pytest.approx(mse_and_var(val_subset)[0], rel=1e-5)
 
