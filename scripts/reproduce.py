@@ -19,7 +19,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,6 +73,7 @@ def run_section(section: str, episodes: int, teacher_episodes: int) -> None:
     from ractd.pipeline import train_stage
     from ractd.planning import PlannerPolicy, load_planner
     from ractd.presets import resolve_config
+    from ractd.quickstart import batch1_latency_ms
 
     task = task_of(section)
     runs = OUT / "runs" / task
@@ -106,29 +106,9 @@ def run_section(section: str, episodes: int, teacher_episodes: int) -> None:
         write_json(timings_path, timings)
         latency = OUT / "latency.json"
         lat = read_json(latency) if latency.exists() else {}
-        lat[f"{task}/{path.stem}"] = {"nfe": planner.nfe, "ms_per_action": measure_latency(planner, spec)}
+        ms = batch1_latency_ms(planner, spec, repeats=2 if planner.sampler.name == "heun" else 20)
+        lat[f"{task}/{path.stem}"] = {"nfe": planner.nfe, "ms_per_action": ms}
         write_json(latency, lat)
-
-
-def measure_latency(planner, spec, repeats: int = 20) -> float:
-    """Median batch-1 plan time (ms), warm-up excluded."""
-    from ractd.envs import make_env
-
-    env = make_env(spec)
-    obs, info = env.reset(seed=0)
-    env.close()
-    goal = np.asarray(info["goal"])[None] if "goal" in info else None
-    obs = np.asarray(obs)[None]
-    if planner.cond_kind == "history" and planner.n_obs_steps > 1:
-        obs = np.repeat(obs[:, None], planner.n_obs_steps, axis=1)
-    planner.plan(obs, goal)
-    n = 2 if planner.sampler.name == "heun" else repeats
-    times = []
-    for _ in range(n):
-        start = time.perf_counter()
-        planner.plan(obs, goal)
-        times.append(time.perf_counter() - start)
-    return 1000 * float(np.median(times))
 
 
 def main() -> None:

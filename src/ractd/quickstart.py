@@ -48,8 +48,17 @@ def _methods(kind: str, inverse_dynamics: bool) -> list[Method]:
     return rows
 
 
-def _latency_ms(planner: Any, obs: np.ndarray, goal: np.ndarray | None, repeats: int) -> float:
-    """Median wall time of one batch-1 plan (warm-up excluded)."""
+def batch1_latency_ms(planner: Any, spec: Any, seed: int = 0, repeats: int = 30) -> float:
+    """Median wall time (ms) of one batch-1 plan from a real reset observation (and goal), warm-up excluded."""
+    from .envs import make_env
+
+    env = make_env(spec)
+    obs, info = env.reset(seed=seed)
+    env.close()
+    goal = np.asarray(info["goal"])[None] if "goal" in info else None
+    obs = np.asarray(obs)[None]
+    if planner.cond_kind == "history" and planner.n_obs_steps > 1:
+        obs = np.repeat(obs[:, None], planner.n_obs_steps, axis=1)
     planner.plan(obs, goal)
     times = []
     for _ in range(repeats):
@@ -118,16 +127,8 @@ def run_quickstart(task: str = "maze2d-umaze", out: str | Path = "results/quicks
         result.stage_seconds[name_] = time.perf_counter() - start
 
     # 3. evaluate every method on the same seeded episodes; 4. latency at batch 1
-    cfg = resolve_config(task, size, base)
     env_factory = lambda: make_env(spec)  # noqa: E731
     refs = (spec.ref_min_score, spec.ref_max_score) if spec.has_reference_scores else None
-    probe_env = make_env(spec, seed=seed)
-    obs0, info0 = probe_env.reset(seed=seed)
-    probe_env.close()
-    goal0 = np.asarray(info0["goal"])[None] if "goal" in info0 else None
-    obs0 = np.asarray(obs0)[None]
-    if cfg.data.cond == "history" and cfg.data.n_obs_steps > 1:
-        obs0 = np.repeat(obs0[:, None], cfg.data.n_obs_steps, axis=1)
     returns: dict[str, np.ndarray] = {}
     inv = runs / "inverse_dynamics" if (runs / "inverse_dynamics" / "model.safetensors").exists() else None
     teacher_ms = None
@@ -145,7 +146,7 @@ def run_quickstart(task: str = "maze2d-umaze", out: str | Path = "results/quicks
                          description=method.label)
             r.to_json(path)
             res = read_json(path)
-        ms = _latency_ms(planner, obs0, goal0, repeats=3 if method.sampler == "heun" else 30)
+        ms = batch1_latency_ms(planner, spec, seed, repeats=3 if method.sampler == "heun" else 30)
         if method.sampler == "heun":
             teacher_ms = ms
         score = np.asarray(res.get("normalized_scores") or res["returns"], dtype=float)
