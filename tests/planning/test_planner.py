@@ -141,9 +141,6 @@ def test_an_edm_sampler_on_a_ddpm_teacher_and_unknown_names_are_refused(tiny_hop
         load_planner(tiny_hopper_runs / "student", weights="best")  # no online selection in the tiny run
 
 
-@pytest.mark.xfail(strict=True, reason="parse_sampler accepts step counts that cannot sample ('multistep:0' and "
-                   "'heun:1' load with NFE 0 and fail only at the first plan; 'multistep:x' raises int()'s "
-                   "message) (src/ractd/planning/planner.py parse_sampler)")
 @pytest.mark.parametrize("sampler", ["multistep:0", "heun:1", "ddim:0", "multistep:x"])
 def test_an_impossible_step_count_is_refused_when_loading(tiny_hopper_runs, sampler):
     stage = "student" if sampler.startswith("multistep") else "teacher"

@@ -63,7 +63,14 @@ def parse_sampler(text: str, art: Artifact) -> SamplerSpec:
     if name == "heun" and art.config.teacher.kind != "edm" or name == "ddim" and art.config.teacher.kind != "ddpm":
         raise ArtifactError(f"{art.path}: sampler {name!r} does not fit a {art.config.teacher.kind} teacher")
     default = {"one_step": 1, "multistep": 2, "heun": art.config.teacher.edm.n_levels, "ddim": 10}[name]
-    return SamplerSpec(name, int(arg) if arg else default)
+    minimum = {"one_step": 1, "multistep": 1, "heun": 2, "ddim": 1}[name]  # heun: ≥ 2 noise levels = 1 step
+    try:
+        steps = int(arg) if arg else default
+    except ValueError:
+        raise ValueError(f"sampler {text!r}: the step count must be an integer, got {arg!r}") from None
+    if steps < minimum:
+        raise ValueError(f"sampler {text!r}: needs a step count >= {minimum}, got {steps}")
+    return SamplerSpec(name, steps)
 
 
 class Planner:
