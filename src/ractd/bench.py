@@ -132,7 +132,7 @@ def build_cases(model: str, arts: Mapping[str, Artifact], batch: int, student_nf
             samplers = [f"heun:{heun_levels or art.config.teacher.edm.n_levels}"]
         else:
             samplers = [f"ddim:{ddim_steps}"]
-        base = Planner(art, samplers[0], device, seed)
+        base = Planner(art, "auto", device, seed)
         cases.append(Case(model, FORWARD, network, 1, batch, forward_call(base, batch, rng)))
         for sampler in samplers:
             p = Planner(art, sampler, device, seed)
