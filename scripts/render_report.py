@@ -56,6 +56,25 @@ def render(out: Path, target: Path) -> None:
         "",
     ]
 
+    # Datasets generated on this machine
+    from ractd.paths import data_root
+
+    lines += ["## Datasets generated here (`ractd data generate NAME`, seed 0)", "",
+              "| dataset | steps | episodes | normalized return (mean ± std per episode) | generation seconds |",
+              "|---|---|---|---|---|"]
+    for card_path in sorted(data_root().glob("*/card.json")):
+        card = json.loads(card_path.read_text())
+        gen_path = card_path.parent / "generation.json"
+        gen = json.loads(gen_path.read_text()) if gen_path.exists() else card.get("generation", {})
+        nr = card.get("normalized_return") or {}
+        secs = gen.get("seconds") if isinstance(gen, dict) else None
+        lines.append(f"| {card['name']} | {card['steps']:,} | {card['episodes']:,} | "
+                     f"{nr.get('mean', float('nan')):.1f} ± {nr.get('std', float('nan')):.1f} | "
+                     f"{f'{secs:.0f}' if secs else '–'} |")
+    lines += ["", "Maze2d 'episodes' are goal-to-goal segments, so their per-episode normalized returns are not on "
+              "the evaluation scale. Locomotion: PPO behaviour policies (hopper expert reached ~98 normalized); "
+              "walker2d/halfcheetah expert training was stopped (4–5 h projected on this machine).", ""]
+
     # Table 3.3: speed vs quality
     task = "hopper-medium-replay"
     lines += ["## Speed vs quality (thesis Table 3.3 / 3.5), hopper-medium-replay", "",
@@ -75,6 +94,30 @@ def render(out: Path, target: Path) -> None:
                      f"{p[0] if p else '–'} | {p[1] if p else '–'} |")
     lines += ["", "Paper timings are on a V100 and the paper counts the teacher as 80 NFE; its Heun solver makes 158 "
               "network evaluations (spec §3.6), which is what we count.", ""]
+
+    # Network latency, paper vs cpu size (benchmarks/latency.py --out results/report/latency_networks.json)
+    net_path = out / "latency_networks.json"
+    if net_path.exists():
+        net = json.loads(net_path.read_text())
+        params = net.get("parameters", {})
+        lines += ["## Latency of paper-size vs cpu-size hopper networks (`benchmarks/latency.py`)", "",
+                  f"Untrained networks from the presets (parameters: {json.dumps(params)}), 1 thread, CPU-time "
+                  "medians (the machine was shared; wall-clock medians are in the JSON). ≈: extrapolated as NFE × "
+                  "the measured forward (too slow to run).", "",
+                  "| size | sampler | NFE | batch | ms / call | speed-up vs teacher | overhead vs NFE × forward |",
+                  "|---|---|---|---|---|---|---|"]
+        for r in net["rows"]:
+            sp, ov = r.get("speedup_vs_teacher"), r.get("overhead_vs_forward")
+            lines.append(f"| {r['model']} | {r['sampler']} | {r['nfe']} | {r['batch']} | "
+                         f"{'' if r.get('measured', True) else '≈'}{r['ms_per_call']:.2f} | "
+                         f"{f'{sp:.1f}×' if sp else '–'} | {f'{ov:.3f}×' if ov else '–'} |")
+        lines.append("")
+        for sm in net.get("summary", []):
+            lines.append(f"- {sm['model']}, batch {sm['batch']}: student/teacher {sm['student_over_teacher']:.1f}× "
+                         f"(goal ≥ 150×: {'met' if sm['speedup_goal_met'] else 'not met'}), planner/bare forward "
+                         f"{sm['planner_over_forward']:.3f}× (goal ≤ 1.10×: "
+                         f"{'met' if sm['overhead_goal_met'] else 'not met'})")
+        lines.append("")
 
     # Table 3.4
     lines += ["## Reward-aware distillation (thesis Table 3.4), hopper-medium-replay", "",
