@@ -105,6 +105,12 @@ class StudentConfig:
     top_k: int = 5
     train: LoopConfig = _loop(epochs=400, batch_size=4800, lr=1e-4, weight_decay=1e-4, warmup_steps=500, ema=False)
 
+    def __post_init__(self) -> None:
+        if self.top_k < 1 or self.eval_episodes < 1 or self.eval_every_epochs < 0:
+            raise ValueError("student.top_k and student.eval_episodes must be >= 1, student.eval_every_epochs >= 0")
+        if not 0 <= self.unet_dropout < 1:
+            raise ValueError(f"student.unet_dropout must be in [0, 1), got {self.unet_dropout}")
+
 
 @dataclass
 class InverseDynamicsConfig:
@@ -122,11 +128,15 @@ class EvalConfig:
     max_parallel: int = 100
     legacy_running_max: bool = False
 
+    def __post_init__(self) -> None:
+        if self.episodes < 1 or self.n_action_steps < 1 or self.max_parallel < 1:
+            raise ValueError("eval.episodes, eval.n_action_steps and eval.max_parallel must be >= 1")
+
 
 @dataclass
 class RunConfig:
     task: str = ""  # registry task name or gymnasium id: env, episode length, reference scores
-    size: str = "cpu"
+    size: Literal["cpu", "paper"] = "cpu"
     seed: int = 0
     device: str = "cpu"
     data: DataConfig = field(default_factory=DataConfig)

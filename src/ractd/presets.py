@@ -66,6 +66,10 @@ def _maze_paper(task: str) -> dict[str, Any]:
 def _cpu(paper: dict[str, Any], maze: bool) -> dict[str, Any]:
     """Small U-Net [16, 32, 64], short schedules, same code path (measured step times: docs/results.md).
 
+    Two objective knobs differ from the reference defaults, because 400 student steps cannot outgrow them:
+    `student.ctm.ode_steps_max` = 4 (the code: 1) and `student.ctm.dsm_on` = "denoiser" (CTM's DSM; the code
+    regresses the σ → σ_min jump, which pulls one-step samples to the posterior mean). See ractd.toy.
+
     Epochs are over a fixed random subset of windows (`data.windows_per_epoch`), so the schedule is a step
     budget independent of the dataset size: teacher 1,500 steps, students 400 steps.
     """
