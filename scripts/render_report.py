@@ -178,8 +178,19 @@ def render(out: Path, target: Path) -> None:
         lines += ["## Mode selection (thesis Fig. 3.3), hopper-medium-expert", "",
                   f"![returns](../{fig.relative_to(out.parent.parent)})", ""]
 
-    lines += ["## Time per stage (seconds, this machine, shared cores)", "", "| stage | seconds |", "|---|---|"]
-    lines += [f"| {k} | {v:.0f} |" for k, v in sorted(timings.items())]
+    lines += ["## Training runs (this machine, 1 thread, cores shared with other jobs)", "",
+              "| run | steps | wall seconds | s / step | parameters | final losses |", "|---|---|---|---|---|---|"]
+    for meta_path in sorted((out / "runs").glob("*/*/meta.json")) if (out / "runs").exists() else []:
+        m = json.loads(meta_path.read_text())
+        if m.get("status") != "finished":
+            continue
+        losses = ", ".join(f"{k} {v:.4g}" for k, v in sorted((m.get("metrics") or {}).items()) if k != "lr")
+        steps, wall = m.get("step", 0), m.get("wall_time_s", float("nan"))
+        params = (m.get("parameters") or {}).get("total", 0)
+        lines.append(f"| {meta_path.parent.parent.name}/{meta_path.parent.name} | {steps} | {wall:.0f} | "
+                     f"{wall / max(steps, 1):.2f} | {params:,} | {losses} |")
+    lines += ["", "| evaluation | seconds |", "|---|---|"]
+    lines += [f"| {k} | {v:.0f} |" for k, v in sorted(timings.items()) if "/eval/" in k]
     lines += ["", "## Not reproduced, and why", "",
               "- Paper-size models (248 M-parameter U-Nets, 1000 teacher epochs at batch 1024): no GPU here; the "
               "`paper` presets are the same code path (`--size paper`).",
