@@ -1,7 +1,9 @@
 """Toy distillation: the whole RACTD recipe on a two-mode dataset with a known reward (issue 2's demo).
 
 Data: sequences x ∈ R^{H×2} of two equally likely modes — a ramp rising to +0.8 ("A", rewarded) or falling to
-−0.8 ("B") in channel 0, with small noise. Reward R(x̂) = tanh(3·mean_h x̂[h, 0]) prefers mode A.
+−0.8 ("B") in channel 0, with small noise. Reward R(x̂) = 1 − 2‖x̂ − μ_A‖²/‖μ_B − μ_A‖²: +1 on mode A's
+template, −1 on B's, and no incentive to leave the data (it peaks on mode A). It scores the student's one-step
+sample (paper Eq. 3.8, `reward_on="one_step"`).
 Train an EDM teacher, then a CTM student (σ_r = 0, "CTD") and a RACTD student (σ_r > 0), both warm-started
 from the teacher. One-step CTD must keep both modes; one-step RACTD must pick mode A.
 """
@@ -49,6 +51,7 @@ class ToyConfig:
     ode_steps_max: int = 12
     dsm_on: str = "denoiser"
     reward_weight: float = 0.5
+    reward_on: str = "one_step"
     n_eval: int = 500
     seed: int = 0
     # σ_max start: the toy measures mode *mass*, which needs full-variance noise (spec §8 item 6).
@@ -56,18 +59,24 @@ class ToyConfig:
     edm: EDMConfig = field(default_factory=EDMConfig)
 
 
+def mode_template(horizon: int, sign: float) -> torch.Tensor:
+    """The noiseless sequence of a mode: a ramp 0.1 → 0.8 in channel 0 and a flat 0.3 in channel 1, times ±1."""
+    ramp = torch.linspace(0.1, 0.8, horizon)
+    return sign * torch.stack([ramp, torch.full((horizon,), 0.3)], dim=-1)
+
+
 def two_mode_dataset(n: int, cfg: ToyConfig, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """(x, mode): ramps to ±0.8 in channel 0, a flat ±0.3 in channel 1, plus N(0, noise²) jitter; mode 1 = A."""
+    """(x, mode): mode templates (A = +, B = −) plus N(0, noise²) jitter; mode 1 = A."""
     mode = torch.randint(0, 2, (n,), generator=generator)
-    sign = (2 * mode - 1).float()[:, None]
-    ramp = torch.linspace(0.1, 0.8, cfg.horizon)[None, :]
-    x = torch.stack([sign * ramp, sign.expand(-1, cfg.horizon) * 0.3], dim=-1)
+    sign = (2 * mode - 1).float()[:, None, None]
+    x = sign * mode_template(cfg.horizon, 1.0)[None]
     return x + cfg.noise * torch.randn(x.shape, generator=generator), mode
 
 
 def toy_reward(x: torch.Tensor) -> torch.Tensor:
-    """R(x̂) = tanh(3·mean_h x̂[:, h, 0]): high on mode A, low on mode B."""
-    return torch.tanh(3 * x[..., 0].mean(dim=1))
+    """R(x̂) = 1 − 2‖x̂ − μ_A‖²/‖μ_B − μ_A‖²: +1 on mode A's template, −1 on mode B's."""
+    mu_a, mu_b = mode_template(x.shape[1], 1.0).to(x), mode_template(x.shape[1], -1.0).to(x)
+    return 1 - 2 * (x - mu_a).pow(2).sum(dim=(1, 2)) / (mu_b - mu_a).pow(2).sum()
 
 
 def mode_a_mass(x: torch.Tensor) -> float:
@@ -116,7 +125,7 @@ def train_student(
     """CTM student (σ_r = 0) or RACTD student (σ_r > 0): α·L_CTM + β·L_DSM + σ_r·L_reward (spec §4.8)."""
     ctm_cfg = CTMConfig(
         edm=cfg.edm, reward_weight=reward_weight, init_noise_scale=cfg.init_noise_scale,
-        ode_steps_max=cfg.ode_steps_max, dsm_on=cfg.dsm_on,
+        ode_steps_max=cfg.ode_steps_max, dsm_on=cfg.dsm_on, reward_on=cfg.reward_on,
     )
     student = warm_started_student(teacher, cfg)
     target = copy.deepcopy(student).requires_grad_(False)
