@@ -36,11 +36,11 @@ TRAININGS = {
                                ("inverse_dynamics", "inverse_dynamics", []),
                                ("ctd", "student", ["student.ctm.reward_weight=0"]), ("student", "student", []))
     ],
+    "hopper-medium-replay/ddim": [("ddpm", "teacher", ["teacher.kind=\"ddpm\""])],
     "hopper-medium-replay/ablation": [
         ("rteacher", "teacher", ["teacher.reward_guidance=1.0"]),
         ("rteacher_ctd", "student", ["student.ctm.reward_weight=0", "student.teacher_run=\"rteacher\""]),
         ("rteacher_ractd", "student", ["student.teacher_run=\"rteacher\""]),
-        ("ddpm", "teacher", ["teacher.kind=\"ddpm\""]),
     ],
     "hopper-medium-expert": [
         ("teacher", "teacher", []), ("reward", "reward", []),
@@ -55,8 +55,9 @@ EVALS = {
                              ("student", "multistep:3", "tracking"), ("student", "multistep:4", "tracking")],
     "maze2d-umaze": [(r, s, c) for r, s in (("teacher", "heun"), ("ctd", "one_step"), ("student", "one_step"))
                      for c in ("tracking", "inverse_dynamics")],
+    "hopper-medium-replay/ddim": [("ddpm", "ddim:10", "tracking")],
     "hopper-medium-replay/ablation": [("rteacher", "heun", "tracking"), ("rteacher_ctd", "one_step", "tracking"),
-                                      ("rteacher_ractd", "one_step", "tracking"), ("ddpm", "ddim:10", "tracking")],
+                                      ("rteacher_ractd", "one_step", "tracking")],
     "hopper-medium-expert": [("teacher", "heun", "tracking"), ("ctd", "one_step", "tracking"),
                              ("student", "one_step", "tracking")],
 }
