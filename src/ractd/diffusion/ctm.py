@@ -48,6 +48,9 @@ class CTMConfig:
     alpha: float = 1.0  # weight of L_CTM
     beta: float = 1.0  # weight of L_DSM
     reward_weight: float = 0.0  # σ_r, weight of L_reward (0 = plain CTD)
+    # Which student output L_reward scores: "dsm_pred" = the tensor L_DSM regresses (the code: G(x_σ, σ, σ_min);
+    # with dsm_on="denoiser" it is g(x_σ, σ, σ), which is off the one-step inference path), or "one_step" = a fresh
+    # G(x_T, T, σ_min) (paper Eq. 3.8). The toy shows "denoiser" + "dsm_pred" barely moves the one-step samples.
     reward_on: RewardOn = "dsm_pred"
     init_noise_scale: float = 1.0
     target_decay: float = 0.0  # μ in θ⁻ ← μθ⁻ + (1 − μ)θ
