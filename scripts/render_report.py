@@ -172,8 +172,18 @@ def render(out: Path, target: Path) -> None:
         lines.append(f"| {t} | {_fmt(s)} | {_fmt(c)} | {paper} | {why} |")
     lines.append("")
 
-    # Mode selection figure
+    # Mode selection figure (thesis Fig. 3.3): dataset episodes vs teacher vs CTD vs RACTD rollouts
     fig = out / "mode_selection.png"
+    runs_me = {label: _load(out, "hopper-medium-expert", stem) for label, stem in
+               (("teacher (Heun)", "teacher-heun-tracking"), ("CTD", "ctd-one_step-tracking"),
+                ("RACTD", "student-one_step-tracking"))}
+    if all(runs_me.values()):
+        from ractd.data import load_dataset
+        from ractd.evaluate.plots import plot_return_histograms
+
+        returns = {"dataset episodes": load_dataset("hopper-medium-expert").episode_returns()}
+        returns.update({k: np.asarray(v["returns"]) for k, v in runs_me.items()})
+        plot_return_histograms(returns, fig, title="hopper-medium-expert: episode returns")
     if fig.exists():
         lines += ["## Mode selection (thesis Fig. 3.3), hopper-medium-expert", "",
                   f"![returns](../{fig.relative_to(out.parent.parent)})", ""]
