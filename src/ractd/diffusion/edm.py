@@ -136,10 +136,15 @@ def edm_loss(
     cond: torch.Tensor | None,
     cfg: EDMConfig,
     generator: torch.Generator | None = None,
-) -> torch.Tensor:
-    """Teacher loss: E_σ,ε[λ(σ)·PH(D_φ(x0 + σε, σ), x0)], ln σ ~ N(P_mean, P_std²) (spec §3.3)."""
+    return_denoised: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """Teacher loss: E_σ,ε[λ(σ)·PH(D_φ(x0 + σε, σ), x0)], ln σ ~ N(P_mean, P_std²) (spec §3.3).
+
+    With return_denoised, also the prediction D_φ(x0 + σε, σ) (the reward-aware teacher scores it).
+    """
     sigma = lognormal_sigmas(x0.shape[0], cfg, generator, x0.device)
     eps = torch.randn(x0.shape, generator=generator, device=x0.device)
     denoised = edm_denoise(net, x0 + _bcast(sigma, x0) * eps, sigma, cond, cfg)
     weight = karras_loss_weight(sigma, cfg.sigma_data)
-    return pseudo_huber(denoised, x0, cfg.huber_c, cfg.huber_variant, weight)
+    loss = pseudo_huber(denoised, x0, cfg.huber_c, cfg.huber_variant, weight)
+    return (loss, denoised) if return_denoised else loss

@@ -7,6 +7,7 @@ returns environment units.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -133,7 +134,7 @@ class Planner:
         if s.name == "heun":
             te = self.cfg.teacher.edm
             x = self.ctm.init_noise_scale * torch.randn(shape, generator=g, device=self.device)
-            grid = karras_sigmas(type(te)(**{**te.__dict__, "n_levels": s.steps})).to(self.device)
+            grid = karras_sigmas(dataclasses.replace(te, n_levels=s.steps)).to(self.device)
             return sample_heun(lambda x, sig: edm_denoise(net, x, sig, cond, te, clamp=True), x, grid)
         x = torch.randn(shape, generator=g, device=self.device)
         return sample_ddim(net, x, cond, self.cfg.teacher.ddpm, s.steps).clamp(-1, 1)

@@ -12,8 +12,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from ..diffusion import CTMConfig, DDPMConfig, EDMConfig, ddpm_loss, ractd_loss, update_target
-from ..diffusion.edm import _bcast, edm_denoise, karras_loss_weight, lognormal_sigmas, pseudo_huber
+from ..diffusion import CTMConfig, DDPMConfig, EDMConfig, ddpm_loss, edm_loss, ractd_loss, update_target
 
 
 def reward_inputs(batch: dict[str, torch.Tensor], kind: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -64,10 +63,7 @@ class TeacherObjective:
         if self.kind == "ddpm":
             loss = ddpm_loss(model, x0, cond, self.ddpm)
             return loss, {"loss": loss}
-        sigma = lognormal_sigmas(x0.shape[0], self.edm, device=x0.device)
-        denoised = edm_denoise(model, x0 + _bcast(sigma, x0) * torch.randn_like(x0), sigma, cond, self.edm)
-        loss = pseudo_huber(denoised, x0, self.edm.huber_c, self.edm.huber_variant,
-                            karras_loss_weight(sigma, self.edm.sigma_data))  # spec §3.3
+        loss, denoised = edm_loss(model, x0, cond, self.edm, return_denoised=True)  # spec §3.3
         scalars = {"loss": loss}
         if self.reward_guidance > 0:
             r = plan_reward(self.reward_net, denoised, batch["obs"], self.reward_aggregate, self.n_obs_steps)
