@@ -207,7 +207,19 @@ def render(out: Path, target: Path) -> None:
               "- The D4RL datasets themselves: not downloadable here; ours follow D4RL's recipe with our own "
               "behaviour policies (PPO), so score levels differ.",
               "- Tasks without a row above were not run for lack of session time; `python scripts/reproduce.py run "
-              "--section NAME` runs them (see `TRAININGS` in the script).", ""]
+              "--section NAME` runs them (see `TRAININGS` in the script). In particular: the mode-selection "
+              "histogram (section `hopper-medium-expert`; its dataset is generated), the reward-aware-teacher column "
+              "of Table 3.4 (section `hopper-medium-replay/ablation`), maze2d-medium/large, and every walker2d and "
+              "halfcheetah task (their PPO behaviour policies were projected at 4–5 h each on this machine and were "
+              "stopped at ~50k steps, return ~365 for walker2d).",
+              "- On this machine a student optimizer step costs 5–7× a teacher step at equal batch (the CTM loss "
+              "runs the student, the target net three times and the teacher's Heun solver), so with the cores "
+              "shared a 400-step student took ~15 min and every stage above ran 2–3× slower than on an idle "
+              "machine.",
+              "- The maze2d-umaze teacher, reward and student runs were trained by an earlier invocation with the "
+              "same config (the saved config.json predates two naming fields, `student.teacher_run`/`reward_run`, "
+              "whose defaults are what it used) and copied into `results/report/runs/`; the script skips finished "
+              "stages, so rerunning it retrains them identically.", ""]
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text("\n".join(lines) + "\n")
     print(f"wrote {target}")
