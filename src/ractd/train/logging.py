@@ -18,16 +18,10 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import Progress, TextColumn
 
 from ractd.io import atomic_path
+from ractd.progress import eta_columns
 
 CSV_NAME = "train.csv"
 TB_DIR = "tb"
@@ -173,11 +167,7 @@ class TrainProgress:
         self.title = title
         self._progress: Progress | None = None
         if enabled:
-            self._progress = Progress(
-                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                TextColumn("{task.fields[scalars]}"),
-            )
+            self._progress = Progress(*eta_columns("[bold]{task.description}"), TextColumn("{task.fields[scalars]}"))
             self._task = self._progress.add_task(title, total=total, completed=start, scalars="")
 
     def __enter__(self) -> TrainProgress:

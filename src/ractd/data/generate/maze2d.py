@@ -180,24 +180,11 @@ def _progress_bar(enabled: bool, label: str, total: int) -> Iterator[Callable[[i
     if not enabled:
         yield lambda completed: None
         return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from rich.progress import Progress
 
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns) as bar:
+    from ractd.progress import eta_columns
+
+    with Progress(*eta_columns()) as bar:
         task = bar.add_task(f"simulating {label}", total=total)
         yield lambda completed: bar.update(task, completed=completed)
 
