@@ -56,6 +56,22 @@ def render(out: Path, target: Path) -> None:
         "",
     ]
 
+    # The embedded default (make demo = ractd quickstart), copied from results/quickstart/results.json
+    qs_path = out / "quickstart.json"
+    if qs_path.exists():
+        qs = json.loads(qs_path.read_text())
+        lines += [f"## `make demo` (`ractd quickstart`): {qs['task']}, {qs['dataset_steps']:,}-step dataset, "
+                  f"{qs['episodes']} seeded episodes", "",
+                  f"Wall time **{qs['total_seconds'] / 60:.1f} min** on this machine (1 thread; the other core busy). "
+                  "Stages (s): " + ", ".join(f"{k} {v:.0f}" for k, v in qs["stage_seconds"].items()) + ".", "",
+                  "| method | NFE | score (mean ± SE) | ms / action (batch 1) | speed-up vs teacher |",
+                  "|---|---|---|---|---|"]
+        for r in qs["rows"]:
+            sp = r.get("speedup_vs_teacher")
+            lines.append(f"| {r['method']} | {r['nfe']} | {r['score_mean']:.1f} ± {r['score_se']:.1f} | "
+                         f"{r['ms_per_action']:.2f} | {f'{sp:.0f}×' if sp else '–'} |")
+        lines.append("")
+
     # Datasets generated on this machine
     from ractd.paths import data_root
 
