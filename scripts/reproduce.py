@@ -56,8 +56,8 @@ EVALS = {
     "maze2d-umaze": [(r, s, c) for r, s in (("teacher", "heun"), ("ctd", "one_step"), ("student", "one_step"))
                      for c in ("tracking", "inverse_dynamics")],
     "hopper-medium-replay/ddim": [("ddpm", "ddim:10", "tracking")],
-    "hopper-medium-replay/ablation": [("rteacher", "heun", "tracking"), ("rteacher_ctd", "one_step", "tracking"),
-                                      ("rteacher_ractd", "one_step", "tracking")],
+    "hopper-medium-replay/ablation": [("rteacher_ctd", "one_step", "tracking"),
+                                      ("rteacher_ractd", "one_step", "tracking"), ("rteacher", "heun", "tracking")],
     "hopper-medium-expert": [("teacher", "heun", "tracking"), ("ctd", "one_step", "tracking"),
                              ("student", "one_step", "tracking")],
 }
