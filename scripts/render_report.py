@@ -193,16 +193,19 @@ def render(out: Path, target: Path) -> None:
     runs_me = {label: _load(out, "hopper-medium-expert", stem) for label, stem in
                (("teacher (Heun)", "teacher-heun-tracking"), ("CTD", "ctd-one_step-tracking"),
                 ("RACTD", "student-one_step-tracking"))}
-    if all(runs_me.values()):
+    if any(runs_me.values()):
         from ractd.data import load_dataset
         from ractd.evaluate.plots import plot_return_histograms
 
         returns = {"dataset episodes": load_dataset("hopper-medium-expert").episode_returns()}
-        returns.update({k: np.asarray(v["returns"]) for k, v in runs_me.items()})
+        returns.update({k: np.asarray(v["returns"]) for k, v in runs_me.items() if v})
         plot_return_histograms(returns, fig, title="hopper-medium-expert: episode returns")
-    if fig.exists():
         lines += ["## Mode selection (thesis Fig. 3.3), hopper-medium-expert", "",
-                  f"![returns](../{fig.relative_to(out.parent.parent)})", ""]
+                  f"![returns](../{fig.relative_to(out.parent.parent)})", "",
+                  "| returns of | episodes | normalized score (mean ± SE) |", "|---|---|---|"]
+        for label, d in runs_me.items():
+            lines.append(f"| {label} | {d['n_episodes'] if d else '–'} | {_fmt(d) if d else 'not run (time)'} |")
+        lines.append("")
 
     lines += ["## Training runs (this machine, 1 thread, cores shared with other jobs)", "",
               "| run | steps | wall seconds | s / step | parameters | final losses |", "|---|---|---|---|---|---|"]
