@@ -36,6 +36,15 @@ TRAININGS = {
                                ("inverse_dynamics", "inverse_dynamics", []),
                                ("ctd", "student", ["student.ctm.reward_weight=0"]), ("student", "student", []))
     ],
+    "maze2d-medium": [  # the full generated dataset (2M steps), cpu preset (horizon 128)
+        (name, stage, ["student.ctm.reward_weight=0"] if name == "ctd" else [])
+        for name, stage in (("teacher", "teacher"), ("reward", "reward"), ("inverse_dynamics", "inverse_dynamics"),
+                            ("ctd", "student"), ("student", "student"))
+    ],
+    "hopper-medium": [
+        ("teacher", "teacher", []), ("reward", "reward", []),
+        ("ctd", "student", ["student.ctm.reward_weight=0"]), ("student", "student", []),
+    ],
     "hopper-medium-replay/ddim": [("ddpm", "teacher", ["teacher.kind=\"ddpm\""])],
     "hopper-medium-replay/ablation": [
         ("rteacher", "teacher", ["teacher.reward_guidance=1.0"]),
@@ -55,6 +64,10 @@ EVALS = {
                              ("student", "multistep:3", "tracking"), ("student", "multistep:4", "tracking")],
     "maze2d-umaze": [(r, s, c) for r, s in (("teacher", "heun"), ("ctd", "one_step"), ("student", "one_step"))
                      for c in ("tracking", "inverse_dynamics")],
+    "maze2d-medium": [(r, s, c) for r, s in (("teacher", "heun"), ("ctd", "one_step"), ("student", "one_step"))
+                      for c in ("tracking", "inverse_dynamics")],
+    "hopper-medium": [("ctd", "one_step", "tracking"), ("student", "one_step", "tracking"),
+                      ("teacher", "heun", "tracking")],
     "hopper-medium-replay/ddim": [("ddpm", "ddim:10", "tracking")],
     "hopper-medium-replay/ablation": [("rteacher_ctd", "one_step", "tracking"),
                                       ("rteacher_ractd", "one_step", "tracking"), ("rteacher", "heun", "tracking")],

@@ -191,3 +191,8 @@ def test_ablations_are_overrides_of_a_preset(size):
                      (ema, "student.teacher_weights")):
         f = flatten(to_dict(cfg))
         assert {k for k in b if b[k] != f[k]} == {key}
+
+
+@pytest.mark.parametrize("task", MAZES)
+def test_cpu_maze_presets_plan_half_the_paper_horizon(task):
+    assert preset(task, "cpu").data.horizon * 2 == preset(task, "paper").data.horizon
