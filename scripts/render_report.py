@@ -16,7 +16,9 @@ import numpy as np
 PAPER_RACTD = {"hopper-medium-replay": 104.9, "hopper-medium": 121.0, "hopper-medium-expert": 129.0,
                "walker2d-medium-replay": 91.5, "walker2d-medium": 98.9, "walker2d-medium-expert": 119.6,
                "halfcheetah-medium-replay": 57.9, "halfcheetah-medium": 59.3, "halfcheetah-medium-expert": 95.9}
-PAPER_MAZE = {"maze2d-umaze": {"teacher": None, "ctd": 123.4, "student": 125.7}}
+# Table 3.2; the teacher column is Diffuser's (the thesis reports no Heun-teacher row for Maze2d)
+PAPER_MAZE = {"maze2d-umaze": {"teacher": "113.9 (Diffuser)", "ctd": 123.4, "student": 125.7},
+              "maze2d-medium": {"teacher": "121.5 (Diffuser)", "ctd": 119.8, "student": 130.8}}
 PAPER_T33 = {"heun": (114.2, 2134.0, 80), "ddim:10": (60.6, 208.0, 15), "one_step": (104.9, 15.0, 1),
              "multistep:2": (109.8, 24.1, 2), "multistep:3": (108.7, 37.7, 3), "multistep:4": (107.9, 51.7, 4)}
 PAPER_T34 = {("teacher", "ctd"): 50.8, ("rteacher", "rteacher_ctd"): 96.2, ("teacher", "student"): 104.9,
@@ -33,6 +35,20 @@ def _fmt(d: dict | None, key: str = "normalized_score") -> str:
         return "not run"
     s = d[key]
     return f"{s['mean']:.1f} ± {s['se']:.1f}" if s.get("se") is not None else f"{s['mean']:.1f}"
+
+
+def _missing_evaluations(out: Path) -> list[str]:
+    """One bullet per section of scripts/reproduce.py with an evaluation not yet in results/report/eval/."""
+    from reproduce import EVALS, task_of  # scripts/reproduce.py
+
+    bullets = []
+    for section, evals in EVALS.items():
+        missing = [f"{run} {sampler} {controller}" for run, sampler, controller in evals
+                   if _load(out, task_of(section), f"{run}-{sampler.replace(':', '')}-{controller}") is None]
+        if missing:
+            bullets.append(f"- Section `{section}` not finished (session time): {', '.join(missing)}. "
+                           f"`python scripts/reproduce.py run --section {section}` resumes it.")
+    return bullets
 
 
 def render(out: Path, target: Path) -> None:
@@ -159,8 +175,9 @@ def render(out: Path, target: Path) -> None:
             ms = L.get("ms_per_action")
             lines.append(f"| {mtask} | {label} | {_fmt(t)} | {_fmt(i)} | {L.get('nfe', '–')} | "
                          f"{f'{ms:.1f}' if ms else '–'} | {papers.get(run) or '–'} |")
-    lines += ["", "maze2d-medium and maze2d-large are generated (`ractd data generate`) but not trained here: see "
-              "'Not reproduced'.", ""]
+    lines += ["", "Horizons: umaze 64, medium 128 (the `cpu` presets plan half the paper's horizon). The teacher "
+              "makes one 158-NFE plan per episode; 'ms / plan' is batch 1. maze2d-large is generated "
+              "(`ractd data generate`) but not trained here: see 'Not reproduced'.", ""]
 
     # Evaluation bug
     lines += ["## The evaluation bug's size (spec §8 item 1)", "",
@@ -183,8 +200,12 @@ def render(out: Path, target: Path) -> None:
               "RACTD (paper) | why they differ |", "|---|---|---|---|---|"]
     for t, paper in PAPER_RACTD.items():
         s, c = _load(out, t, "student-one_step-tracking"), _load(out, t, "ctd-one_step-tracking")
-        why = ("generated data; [16,32,64] U-Net, 400 student steps; true return (paper: running-max sum)"
-               if s else "not run in this session (time): see below")
+        if s:
+            why = "generated data; [16,32,64] U-Net, 400 student steps; true return (paper: running-max sum)"
+        elif (data_root() / t / "card.json").exists():
+            why = "dataset generated, not trained (session time)"
+        else:
+            why = "no dataset: its PPO expert/medium policy was not trained here (4–5 h projected on 2 cores)"
         lines.append(f"| {t} | {_fmt(s)} | {_fmt(c)} | {paper} | {why} |")
     lines.append("")
 
@@ -225,12 +246,10 @@ def render(out: Path, target: Path) -> None:
               "`paper` presets are the same code path (`--size paper`).",
               "- The D4RL datasets themselves: not downloadable here; ours follow D4RL's recipe with our own "
               "behaviour policies (PPO), so score levels differ.",
-              "- Tasks without a row above were not run for lack of session time; `python scripts/reproduce.py run "
-              "--section NAME` runs them (see `TRAININGS` in the script). In particular: the mode-selection "
-              "histogram (section `hopper-medium-expert`; its dataset is generated), the reward-aware-teacher column "
-              "of Table 3.4 (section `hopper-medium-replay/ablation`), maze2d-medium/large, and every walker2d and "
-              "halfcheetah task (their PPO behaviour policies were projected at 4–5 h each on this machine and were "
-              "stopped at ~50k steps, return ~365 for walker2d).",
+              *_missing_evaluations(out),
+              "- maze2d-large (dataset generated) and every walker2d and halfcheetah task: not trained. Their "
+              "datasets need PPO medium/expert behaviour policies; on this machine walker2d PPO ran at ~7k env "
+              "steps/min with the cores shared (4–5 h projected per expert) and was stopped at ~50k steps.",
               "- On this machine a student optimizer step costs 5–7× a teacher step at equal batch (the CTM loss "
               "runs the student, the target net three times and the teacher's Heun solver), so with the cores "
               "shared a 400-step student took ~15 min and every stage above ran 2–3× slower than on an idle "
