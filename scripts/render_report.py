@@ -163,6 +163,14 @@ def render(out: Path, target: Path) -> None:
         lines.append(f"| {label} | {cells[0]} | {cells[1]} |")
     lines.append("")
 
+    d = _load(out, task, "ractd_one_step_reward-one_step-tracking")
+    lines += ["Where the reward loss is applied (spec §8 item 3; same teacher, reward model and step budget):", "",
+              "| reward loss on | RACTD one-step score |", "|---|---|",
+              f"| the DSM prediction g(x_σ, σ, σ) (reference code; `cpu` preset) | "
+              f"{_fmt(_load(out, task, 'student-one_step-tracking'))} |",
+              f"| a fresh one-step sample G(x_T, T, σ_min) (paper Eq. 3.8, `reward_on=\"one_step\"`) | {_fmt(d)} |",
+              ""]
+
     # Maze2d
     lines += ["## Maze2d (thesis Table 3.2)", "", "| task | method | tracking controller | inverse dynamics | "
               "NFE | ms / plan | paper |", "|---|---|---|---|---|---|---|"]

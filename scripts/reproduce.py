@@ -51,6 +51,8 @@ TRAININGS = {
         ("rteacher_ctd", "student", ["student.ctm.reward_weight=0", "student.teacher_run=\"rteacher\""]),
         ("rteacher_ractd", "student", ["student.teacher_run=\"rteacher\""]),
     ],
+    # Where the reward loss looks (spec §8 item 3): the code's DSM prediction vs the paper's one-step sample (Eq. 3.8)
+    "hopper-medium-replay/reward_on": [("ractd_one_step_reward", "student", ['student.ctm.reward_on="one_step"'])],
     "hopper-medium-expert": [
         ("teacher", "teacher", []), ("reward", "reward", []),
         ("ctd", "student", ["student.ctm.reward_weight=0"]),
@@ -71,6 +73,7 @@ EVALS = {
     "hopper-medium-replay/ddim": [("ddpm", "ddim:10", "tracking")],
     "hopper-medium-replay/ablation": [("rteacher_ctd", "one_step", "tracking"),
                                       ("rteacher_ractd", "one_step", "tracking"), ("rteacher", "heun", "tracking")],
+    "hopper-medium-replay/reward_on": [("ractd_one_step_reward", "one_step", "tracking")],
     "hopper-medium-expert": [("teacher", "heun", "tracking"), ("ctd", "one_step", "tracking"),
                              ("student", "one_step", "tracking")],
 }
