@@ -1,0 +1,44 @@
+"""scripts/render_report.py: the report renders from whatever results exist and names what is missing."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+@pytest.fixture
+def report(monkeypatch, tmp_path):
+    monkeypatch.syspath_prepend(str(SCRIPTS))
+    monkeypatch.setenv("RACTD_DATA_DIR", str(tmp_path / "data"))
+    for name in ("render_report", "reproduce"):
+        sys.modules.pop(name, None)
+    import render_report
+    import reproduce
+
+    return render_report, reproduce
+
+
+def test_an_empty_results_folder_lists_every_section_as_unfinished(report, tmp_path):
+    render_report, reproduce = report
+    render_report.render(tmp_path / "out", tmp_path / "results.md")
+    text = (tmp_path / "results.md").read_text()
+    for section in reproduce.EVALS:
+        assert f"Section `{section}` not finished" in text
+    assert "| hopper-medium-replay | RACTD" not in text  # no rows invented
+
+
+def test_a_finished_evaluation_is_reported_and_no_longer_missing(report, tmp_path):
+    render_report, reproduce = report
+    out = tmp_path / "out"
+    (out / "eval" / "hopper-medium").mkdir(parents=True)
+    scores = [50.0, 52.0, 54.0]
+    (out / "eval" / "hopper-medium" / "student-one_step-tracking.json").write_text(json.dumps(
+        {"normalized_score": {"mean": 52.0, "se": 1.15}, "normalized_scores": scores, "n_episodes": 3}))
+    render_report.render(out, tmp_path / "results.md")
+    text = (tmp_path / "results.md").read_text()
+    assert "| hopper-medium | 52.0 ± 1.1 | not run | 121.0 |" in text
+    line = next(x for x in text.splitlines() if "Section `hopper-medium` not finished" in x)
+    assert "student one_step tracking" not in line and "ctd one_step tracking" in line
