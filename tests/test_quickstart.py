@@ -35,3 +35,39 @@ def test_quickstart_tiny_writes_table_and_results(tmp_path, monkeypatch):
     again = CliRunner().invoke(app, ["quickstart", "--tiny", "--out", str(out), "--episodes", "3"])
     assert again.exit_code == 0, again.output
     assert "already trained" in again.output and "(cached)" in again.output
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_locomotion_quickstart_reuses_cached_behaviour_policies_read_only(tmp_path, monkeypatch):
+    import ractd.data.generate.locomotion as loco
+    from ractd.quickstart import run_quickstart
+
+    root = tmp_path / "root"
+    (root / "hopper-policies").mkdir(parents=True)
+    (root / "hopper-policies" / "policies.json").write_text("{}")
+    monkeypatch.setenv("RACTD_DATA_DIR", str(root))
+    seen = {}
+
+    def fake_generate(name, out_dir, **kw):
+        seen.update(name=name, out_dir=out_dir, **kw)
+        raise _Stop
+
+    monkeypatch.setattr(loco, "generate_locomotion", fake_generate)
+    try:
+        run_quickstart("hopper-medium-replay", tmp_path / "qs", tiny=True, progress=False)
+    except _Stop:
+        pass
+    assert seen["name"] == "hopper-medium-replay"
+    assert seen["policy_dir"] == root / "hopper-policies"
+    assert seen["out_dir"] == tmp_path / "qs" / "data" / "hopper-medium-replay"  # the dataset is written here
+
+    seen.clear()
+    monkeypatch.setenv("RACTD_DATA_DIR", str(tmp_path / "empty"))
+    try:
+        run_quickstart("hopper-medium-replay", tmp_path / "qs2", tiny=True, progress=False)
+    except _Stop:
+        pass
+    assert seen["policy_dir"] is None  # no cache: trained next to the quickstart's data

@@ -90,7 +90,10 @@ def run_quickstart(task: str = "maze2d-umaze", out: str | Path = "results/quicks
     if tiny:
         episodes = min(episodes, 4)
 
-    # 1. data: a small dataset generated into the results folder (never touches the user's data root)
+    # 1. data: a small dataset generated into the results folder (never writes to the user's data root)
+    from .paths import data_root
+
+    user_policies = data_root() / f"{(spec.dataset or task).split('-')[0]}-policies"
     data_dir = out / "data"
     os.environ["RACTD_DATA_DIR"] = str(data_dir.resolve())
     name = spec.dataset or task
@@ -104,7 +107,12 @@ def run_quickstart(task: str = "maze2d-umaze", out: str | Path = "results/quicks
         else:
             from .data.generate.locomotion import generate_locomotion
 
-            generate_locomotion(name, data_dir / name, seed=seed, steps=steps, progress=progress, minari=False)
+            # PPO behaviour policies: reuse the ones `ractd data generate` cached (read only), else train them
+            cached = (user_policies / "policies.json").exists()
+            console.print(f"  behaviour policies: {f'reusing {user_policies}' if cached else 'training PPO first'}"
+                          f"{'' if cached else ' (the slow part: ~30 min for hopper on one core)'}")
+            generate_locomotion(name, data_dir / name, seed=seed, steps=steps, progress=progress, minari=False,
+                                policy_dir=user_policies if cached else None)
         result.stage_seconds["data"] = time.perf_counter() - start
     else:
         console.print(f"[bold]1/4 data[/]: {name} found in {data_dir} (delete it to regenerate)")
