@@ -83,10 +83,23 @@ def task_of(section: str) -> str:
     return section.split("/")[0]
 
 
+def record(path: Path, key: str, value) -> None:
+    """Set one key of a shared JSON file (timings, latency): re-read under a lock, so parallel sections add up."""
+    import fcntl
+
+    from ractd.io import read_json, write_json
+
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        data = read_json(path) if path.exists() else {}
+        data[key] = value
+        write_json(path, data)
+
+
 def run_section(section: str, episodes: int, teacher_episodes: int) -> None:
     from ractd.envs import get_task, make_env
     from ractd.evaluate import evaluate
-    from ractd.io import read_json, write_json
+    from ractd.io import read_json
     from ractd.pipeline import train_stage
     from ractd.planning import PlannerPolicy, load_planner
     from ractd.presets import resolve_config
@@ -95,7 +108,6 @@ def run_section(section: str, episodes: int, teacher_episodes: int) -> None:
     task = task_of(section)
     runs = OUT / "runs" / task
     timings_path = OUT / "timings.json"
-    timings = read_json(timings_path) if timings_path.exists() else {}
     for name, stage, overrides in TRAININGS[section]:
         meta = runs / name / "meta.json"
         if meta.exists() and read_json(meta).get("status") == "finished":
@@ -103,8 +115,7 @@ def run_section(section: str, episodes: int, teacher_episodes: int) -> None:
         print(f"[{section}] train {name}", flush=True)
         start = time.perf_counter()
         train_stage(resolve_config(task, "cpu", overrides), stage, runs, name=name, progress=False)
-        timings[f"{task}/{name}"] = time.perf_counter() - start
-        write_json(timings_path, timings)
+        record(timings_path, f"{task}/{name}", time.perf_counter() - start)
     spec = get_task(task)
     inv = runs / "inverse_dynamics" if (runs / "inverse_dynamics" / "model.safetensors").exists() else None
     for run, sampler, controller in EVALS[section]:
@@ -119,13 +130,9 @@ def run_section(section: str, episodes: int, teacher_episodes: int) -> None:
                      ref_scores=(spec.ref_min_score, spec.ref_max_score), legacy_running_max=True, progress=False,
                      description=planner.describe())
         r.to_json(path)
-        timings[f"{task}/eval/{path.stem}"] = time.perf_counter() - start
-        write_json(timings_path, timings)
-        latency = OUT / "latency.json"
-        lat = read_json(latency) if latency.exists() else {}
+        record(timings_path, f"{task}/eval/{path.stem}", time.perf_counter() - start)
         ms = batch1_latency_ms(planner, spec, repeats=2 if planner.sampler.name == "heun" else 20)
-        lat[f"{task}/{path.stem}"] = {"nfe": planner.nfe, "ms_per_action": ms}
-        write_json(latency, lat)
+        record(OUT / "latency.json", f"{task}/{path.stem}", {"nfe": planner.nfe, "ms_per_action": ms})
 
 
 def main() -> None:
