@@ -176,13 +176,16 @@ def render(out: Path, target: Path) -> None:
               "NFE | ms / plan | paper |", "|---|---|---|---|---|---|---|"]
     for mtask, papers in PAPER_MAZE.items():
         for run, sampler, label in (("teacher", "heun", "teacher (Heun)"), ("ctd", "one_step", "CTD"),
-                                    ("student", "one_step", "RACTD")):
+                                    ("student", "one_step", "RACTD"),
+                                    ("student_long", "one_step", "RACTD, 1,600 student steps (4×)")):
             t = _load(out, mtask, f"{run}-{sampler}-tracking")
+            if t is None and run == "student_long":
+                continue
             i = _load(out, mtask, f"{run}-{sampler}-inverse_dynamics")
             L = lat.get(f"{mtask}/{run}-{sampler}-tracking", {})
             ms = L.get("ms_per_action")
             lines.append(f"| {mtask} | {label} | {_fmt(t)} | {_fmt(i)} | {L.get('nfe', '–')} | "
-                         f"{f'{ms:.1f}' if ms else '–'} | {papers.get(run) or '–'} |")
+                         f"{f'{ms:.1f}' if ms else '–'} | {papers.get(run.replace('_long', '')) or '–'} |")
     lines += ["", "Horizons: umaze 64, medium 128 (the `cpu` presets plan half the paper's horizon). The teacher "
               "makes one 158-NFE plan per episode; 'ms / plan' is batch 1. maze2d-large is generated "
               "(`ractd data generate`) but not trained here: see 'Not reproduced'.", ""]

@@ -41,6 +41,8 @@ TRAININGS = {
         for name, stage in (("teacher", "teacher"), ("reward", "reward"), ("inverse_dynamics", "inverse_dynamics"),
                             ("ctd", "student"), ("student", "student"))
     ],
+    # the 400-step one-step students of maze2d-medium plan rough paths: the same RACTD run with 4× the steps
+    "maze2d-medium/long": [("student_long", "student", ["student.train.epochs=32"])],
     "hopper-medium": [
         ("teacher", "teacher", []), ("reward", "reward", []),
         ("ctd", "student", ["student.ctm.reward_weight=0"]), ("student", "student", []),
@@ -68,6 +70,7 @@ EVALS = {
                      for c in ("tracking", "inverse_dynamics")],
     "maze2d-medium": [(r, s, c) for r, s in (("teacher", "heun"), ("ctd", "one_step"), ("student", "one_step"))
                       for c in ("tracking", "inverse_dynamics")],
+    "maze2d-medium/long": [("student_long", "one_step", c) for c in ("tracking", "inverse_dynamics")],
     "hopper-medium": [("ctd", "one_step", "tracking"), ("student", "one_step", "tracking"),
                       ("teacher", "heun", "tracking")],
     "hopper-medium-replay/ddim": [("ddpm", "ddim:10", "tracking")],
