@@ -72,11 +72,13 @@ def render(out: Path, target: Path) -> None:
         "",
     ]
 
-    # The embedded default (make demo = ractd quickstart), copied from results/quickstart/results.json
-    qs_path = out / "quickstart.json"
-    if qs_path.exists():
+    # The embedded default (make demo = ractd quickstart), copied from results/quickstart*/results.json:
+    # quickstart.json (maze2d-umaze), quickstart-<task>.json (`ractd quickstart --task <task>`)
+    for qs_path in sorted(out.glob("quickstart*.json")):
         qs = json.loads(qs_path.read_text())
-        lines += [f"## `make demo` (`ractd quickstart`): {qs['task']}, {qs['dataset_steps']:,}-step dataset, "
+        command = "`make demo` (`ractd quickstart`)" if qs_path.stem == "quickstart" else \
+            f"`ractd quickstart --task {qs['task']}`"
+        lines += [f"## {command}: {qs['task']}, {qs['dataset_steps']:,}-step dataset, "
                   f"{qs['episodes']} seeded episodes", "",
                   f"Wall time **{qs['total_seconds'] / 60:.1f} min** on this machine (1 thread; the other core busy). "
                   "Stages (s): " + ", ".join(f"{k} {v:.0f}" for k, v in qs["stage_seconds"].items()) + ".", "",
