@@ -130,6 +130,12 @@ def test_ema_and_online_weights_are_different_files(tiny_maze_runs):
     assert any(not torch.equal(online[k], ema[k]) for k in online)
 
 
+def test_asking_a_finished_run_for_weights_it_never_kept_says_so(tiny_maze_runs):
+    with pytest.raises(ArtifactError, match=r"student training is finished but this run kept no EMA copy "
+                                            r"\(train.ema=false\) \(weights here: model\)"):
+        load_artifact(tiny_maze_runs / "student", weights="ema")
+
+
 def test_load_artifact_refuses_what_is_not_a_finished_run(tiny_hopper_runs, tmp_path):
     with pytest.raises(ArtifactError, match=r"not a ractd run folder \(no config.json\)"):
         load_artifact(tmp_path)

@@ -199,6 +199,13 @@ def load_artifact(path: str | Path, weights: str = "model", expect_stage: str | 
     net = build_network(cfg, stage, header["obs_dim"], header["act_dim"])
     weights_path = path / f"{weights}.safetensors"
     if not weights_path.exists():
+        meta = read_json(path / "meta.json") if (path / "meta.json").exists() else {}
+        if meta.get("status") == "finished":
+            why = {"ema": "this run kept no EMA copy (train.ema=false)",
+                   "best/model": "this run made no online selection (no eval callback)"}.get(weights, "")
+            have = sorted(p.stem for p in path.glob("*.safetensors") if p.stem != "normalizer")
+            raise ArtifactError(f"{weights_path}: missing; the {stage} training is finished but "
+                                f"{why or 'wrote no such weights'} (weights here: {', '.join(have)})")
         raise ArtifactError(f"{weights_path}: missing (is the {stage} training finished?)")
     load_state_dict_into(net, weights_path)
     norms = NormalizerSet.load(path / "normalizer.safetensors")
