@@ -165,13 +165,24 @@ def render(out: Path, target: Path) -> None:
         lines.append(f"| {label} | {cells[0]} | {cells[1]} |")
     lines.append("")
 
-    d = _load(out, task, "ractd_one_step_reward-one_step-tracking")
-    lines += ["Where the reward loss is applied (spec §8 item 3; same teacher, reward model and step budget):", "",
-              "| reward loss on | RACTD one-step score |", "|---|---|",
-              f"| the DSM prediction g(x_σ, σ, σ) (reference code; `cpu` preset) | "
-              f"{_fmt(_load(out, task, 'student-one_step-tracking'))} |",
-              f"| a fresh one-step sample G(x_T, T, σ_min) (paper Eq. 3.8, `reward_on=\"one_step\"`) | {_fmt(d)} |",
-              ""]
+    def final_reward(run: str) -> str:  # −L_reward at the last step = R(s, â) on the student's samples
+        meta = out / "runs" / task / run / "meta.json"
+        r = (json.loads(meta.read_text()).get("metrics") or {}).get("reward") if meta.exists() else None
+        return f"{-r:.2f}" if r is not None else "–"
+
+    lines += ["Where the reward loss is applied (spec §8 item 3; same teacher, reward model, σ_r = 1 and step "
+              "budget). Last column: the reward model's prediction on the samples the loss scores at the end of "
+              "training; the data's normalized returns-to-go lie in [−1, 1], so a value above 1 is a sample the "
+              "reward model over-rates off the data.", "",
+              "| reward loss on | RACTD one-step score | mean episode length | R(s, â) at the end of training |",
+              "|---|---|---|---|"]
+    for label, run in (("the DSM prediction g(x_σ, σ, σ) (reference code; `cpu` preset)", "student"),
+                       ("a fresh one-step sample G(x_T, T, σ_min) (paper Eq. 3.8, `reward_on=\"one_step\"`)",
+                        "ractd_one_step_reward")):
+        d = _load(out, task, f"{run}-one_step-tracking")
+        length = f"{np.mean(d['lengths']):.0f}" if d else "–"
+        lines.append(f"| {label} | {_fmt(d)} | {length} | {final_reward(run)} |")
+    lines.append("")
 
     # Maze2d
     lines += ["## Maze2d (thesis Table 3.2)", "", "| task | method | tracking controller | inverse dynamics | "
