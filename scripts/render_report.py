@@ -166,7 +166,10 @@ def render(out: Path, target: Path) -> None:
     teachers = [_fmt(_load(out, task, f"{t}-heun-tracking")) for t in ("teacher", "rteacher")]
     lines += [f"| the teacher itself (Heun, 158 NFE) | {teachers[0]} (paper {PAPER_T33['heun'][0]}) | "
               f"{teachers[1]} |", "",
-              "The reward-aware teacher adds σ·(−R(D(x_σ, σ))) to its EDM loss (`teacher.reward_guidance=1.0`; the reference code has no config for it, spec §8). Here it is a better planner than the plain teacher, yet its one-step CTD student stays at the plain CTD level: reward on the teacher side does not survive distillation in 400 steps.", ""]
+              "The reward-aware teacher adds σ·(−R(D(x_σ, σ))) to its EDM loss (`teacher.reward_guidance=1.0`; the "
+              "reference code has no config for it, spec §8). Here it is a better planner than the plain teacher, yet "
+              "its one-step CTD student stays at the plain CTD level: reward on the teacher side does not survive "
+              "distillation in 400 steps.", ""]
 
     def final_reward(run: str) -> str:  # −L_reward at the last step = R(s, â) on the student's samples
         meta = out / "runs" / task / run / "meta.json"
