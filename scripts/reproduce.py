@@ -53,6 +53,13 @@ TRAININGS = {
         ("rteacher_ctd", "student", ["student.ctm.reward_weight=0", "student.teacher_run=\"rteacher\""]),
         ("rteacher_ractd", "student", ["student.teacher_run=\"rteacher\""]),
     ],
+    # A second training seed of the whole pipeline: is the CTD/RACTD gap bigger than the seed-to-seed spread?
+    "hopper-medium-replay/seed1": [
+        (name, stage, ["seed=1", 'student.teacher_run="teacher_seed1"', 'student.reward_run="reward_seed1"', *o])
+        for name, stage, o in (("teacher_seed1", "teacher", []), ("reward_seed1", "reward", []),
+                               ("ctd_seed1", "student", ["student.ctm.reward_weight=0"]),
+                               ("student_seed1", "student", []))
+    ],
     # Where the reward loss looks (spec §8 item 3): the code's DSM prediction vs the paper's one-step sample (Eq. 3.8)
     "hopper-medium-replay/reward_on": [("ractd_one_step_reward", "student", ['student.ctm.reward_on="one_step"'])],
     "hopper-medium-expert": [
@@ -77,6 +84,7 @@ EVALS = {
     "hopper-medium-replay/ablation": [("rteacher_ctd", "one_step", "tracking"),
                                       ("rteacher_ractd", "one_step", "tracking"), ("rteacher", "heun", "tracking")],
     "hopper-medium-replay/reward_on": [("ractd_one_step_reward", "one_step", "tracking")],
+    "hopper-medium-replay/seed1": [("ctd_seed1", "one_step", "tracking"), ("student_seed1", "one_step", "tracking")],
     "hopper-medium-expert": [("teacher", "heun", "tracking"), ("ctd", "one_step", "tracking"),
                              ("student", "one_step", "tracking")],
 }

@@ -196,6 +196,8 @@ def test_apply_overrides_sets_typed_values_and_keeps_everything_else(cpu_hopper)
         d["teacher"]["unet"].pop("down_dims")
         d["teacher"]["train"].pop("epochs")
         d.pop("seed")
+        for stage in ("teacher", "reward", "student", "inverse_dynamics"):
+            assert d[stage]["train"].pop("seed") == (0 if d is a else 5)  # each stage follows the run seed
     assert a == b
     assert cpu_hopper.student.ctm.reward_weight == 1.0 and cpu_hopper.seed == 0  # the input is not mutated
 
@@ -223,6 +225,32 @@ def test_a_command_line_override_beats_the_config_file(tmp_path):
     path.write_text(json.dumps({"student": {"ctm": {"reward_weight": 0.3}}}))
     cfg = resolve_config("walker2d-medium", "paper", ["student.ctm.reward_weight=0.9"], str(path))
     assert cfg.student.ctm.reward_weight == 0.9
+
+
+def test_every_stage_trains_with_the_run_seed_and_device(cpu_hopper):
+    cfg = apply_overrides(cpu_hopper, ["seed=7", 'device="cuda:1"'])
+    for stage in (cfg.teacher, cfg.reward, cfg.student, cfg.inverse_dynamics):
+        assert (stage.train.seed, stage.train.device) == (7, "cuda:1")
+
+
+@pytest.mark.parametrize("override", ["teacher.train.seed=3", 'student.train.device="cuda"'])
+def test_a_stage_seed_or_device_that_would_be_ignored_is_refused(cpu_hopper, override):
+    stage, _, key = override.split("=")[0].split(".")
+    assert config_error(cpu_hopper, override) == (
+        f"override {override!r}: {stage}.train.{key} follows the run's top-level {key!r}; set {key}=... instead")
+
+
+def test_a_saved_config_is_a_valid_config_file_and_a_contradicting_one_is_not(tmp_path):
+    from ractd.presets import resolve_config
+
+    saved = resolve_config("hopper-medium-replay", "cpu", ["seed=5"]).to_dict()
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(saved))
+    assert resolve_config("hopper-medium-replay", "cpu", config_file=str(path)).teacher.train.seed == 5
+    saved["reward"]["train"]["seed"] = 6
+    path.write_text(json.dumps(saved))
+    with pytest.raises(ValueError, match=r"the config file: reward.train.seed follows the run's top-level 'seed'"):
+        resolve_config("hopper-medium-replay", "cpu", config_file=str(path))
 
 
 @pytest.mark.parametrize("content", [None, "{not json"])

@@ -147,6 +147,9 @@ class RunConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
 
     def __post_init__(self) -> None:
+        # every stage trains with the run's seed and device (the saved config says what was used)
+        for section in (self.teacher, self.reward, self.student, self.inverse_dynamics):
+            section.train = dataclasses.replace(section.train, seed=self.seed, device=self.device)
         multiple = 2 ** (len(self.teacher.unet.down_dims) - 1)
         if self.data.horizon % multiple:
             raise ValueError(
@@ -282,6 +285,20 @@ def apply_overrides(cfg: RunConfig, overrides: list[str] | None = None, extra: d
     d = to_dict(cfg)
     if extra:
         d = merge(d, extra)
+        _refuse_derived_keys(extra, "the config file", d)
     for o in overrides or []:
-        d = merge(d, parse_override(o))
+        layer = parse_override(o)
+        _refuse_derived_keys(layer, f"override {o!r}")
+        d = merge(d, layer)
     return from_dict(RunConfig, d)
+
+
+def _refuse_derived_keys(layer: dict[str, Any], source: str, merged: dict[str, Any] | None = None) -> None:
+    """`<stage>.train.seed|device` follow the run's top-level `seed`/`device`; a value that would be ignored
+    is an error (a saved config.json, where they agree with the top level, passes)."""
+    for stage in ("teacher", "reward", "student", "inverse_dynamics"):
+        train = layer[stage].get("train") if isinstance(layer.get(stage), dict) else None
+        for key in ("seed", "device"):
+            if isinstance(train, dict) and key in train and (merged is None or train[key] != merged.get(key)):
+                raise ValueError(f"{source}: {stage}.train.{key} follows the run's top-level {key!r}; "
+                                 f"set {key}=... instead")
