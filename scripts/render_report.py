@@ -129,6 +129,15 @@ def render(out: Path, target: Path) -> None:
     lines += ["", "Paper timings are on a V100 and the paper counts the teacher as 80 NFE; its Heun solver makes 158 "
               "network evaluations (spec §3.6), which is what we count.", ""]
 
+    # Training-seed spread (section hopper-medium-replay/seed1): the whole pipeline retrained with seed 1
+    lines += ["Training seeds (teacher, reward model and students all retrained; the ± is over episodes, so the "
+              "spread between seeds shows what it leaves out):", "",
+              "| student, NFE 1 | seed 0 | seed 1 |", "|---|---|---|"]
+    for label, run in (("CTD", "ctd"), ("RACTD", "student")):
+        lines.append(f"| {label} | {_fmt(_load(out, task, f'{run}-one_step-tracking'))} | "
+                     f"{_fmt(_load(out, task, f'{run}_seed1-one_step-tracking'))} |")
+    lines.append("")
+
     # Network latency, paper vs cpu size (benchmarks/latency.py --out results/report/latency_networks.json)
     net_path = out / "latency_networks.json"
     if net_path.exists():
