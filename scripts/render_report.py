@@ -235,17 +235,24 @@ def render(out: Path, target: Path) -> None:
     lines.append("")
 
     # Locomotion in the paper's layout
-    lines += ["## Locomotion (thesis Table 3.1 layout)", "", "| task | RACTD (ours, cpu preset) | CTD (ours) | "
-              "RACTD (paper) | why they differ |", "|---|---|---|---|---|"]
+    lines += ["## Locomotion (thesis Table 3.1 layout)", "",
+              "| task | our dataset (mean per episode) | teacher Heun (ours) | CTD (ours) | RACTD (ours, cpu preset) | "
+              "RACTD (paper) | why they differ |", "|---|---|---|---|---|---|---|"]
     for t, paper in PAPER_RACTD.items():
         s, c = _load(out, t, "student-one_step-tracking"), _load(out, t, "ctd-one_step-tracking")
+        card = data_root() / t / "card.json"
+        data_mean = (json.loads(card.read_text()).get("normalized_return") or {}).get("mean") if card.exists() else None
         if s:
             why = "generated data; [16,32,64] U-Net, 400 student steps; true return (paper: running-max sum)"
-        elif (data_root() / t / "card.json").exists():
+            sigma = json.loads((out / "runs" / t / "student" / "config.json").read_text())["config"]["student"][
+                "ctm"]["reward_weight"] if (out / "runs" / t / "student" / "config.json").exists() else None
+            why += f"; σ_r = {sigma:g}" if sigma is not None else ""
+        elif card.exists():
             why = "dataset generated, not trained (session time)"
         else:
             why = "no dataset: its PPO expert/medium policy was not trained here (4–5 h projected on 2 cores)"
-        lines.append(f"| {t} | {_fmt(s)} | {_fmt(c)} | {paper} | {why} |")
+        lines.append(f"| {t} | {f'{data_mean:.1f}' if data_mean is not None else '–'} | "
+                     f"{_fmt(_load(out, t, 'teacher-heun-tracking'))} | {_fmt(c)} | {_fmt(s)} | {paper} | {why} |")
     lines.append("")
 
     # Mode selection figure (thesis Fig. 3.3): dataset episodes vs teacher vs CTD vs RACTD rollouts

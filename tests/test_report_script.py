@@ -39,6 +39,6 @@ def test_a_finished_evaluation_is_reported_and_no_longer_missing(report, tmp_pat
         {"normalized_score": {"mean": 52.0, "se": 1.15}, "normalized_scores": scores, "n_episodes": 3}))
     render_report.render(out, tmp_path / "results.md")
     text = (tmp_path / "results.md").read_text()
-    assert "| hopper-medium | 52.0 ± 1.1 | not run | 121.0 |" in text
+    assert "| hopper-medium | – | not run | not run | 52.0 ± 1.1 | 121.0 |" in text
     line = next(x for x in text.splitlines() if "Section `hopper-medium` not finished" in x)
     assert "student one_step tracking" not in line and "ctd one_step tracking" in line
