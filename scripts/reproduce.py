@@ -24,6 +24,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "results" / "report"
 
+SEEDS = (1, 2, 3)  # extra training seeds of hopper-medium-replay (seed 0 is the main section)
 # (task, run name, stage, overrides): the report's trainings, in order of priority
 TRAININGS = {
     "hopper-medium-replay": [
@@ -53,13 +54,13 @@ TRAININGS = {
         ("rteacher_ctd", "student", ["student.ctm.reward_weight=0", "student.teacher_run=\"rteacher\""]),
         ("rteacher_ractd", "student", ["student.teacher_run=\"rteacher\""]),
     ],
-    # A second training seed of the whole pipeline: is the CTD/RACTD gap bigger than the seed-to-seed spread?
-    "hopper-medium-replay/seed1": [
-        (name, stage, ["seed=1", 'student.teacher_run="teacher_seed1"', 'student.reward_run="reward_seed1"', *o])
-        for name, stage, o in (("teacher_seed1", "teacher", []), ("reward_seed1", "reward", []),
-                               ("ctd_seed1", "student", ["student.ctm.reward_weight=0"]),
-                               ("student_seed1", "student", []))
-    ],
+    # More training seeds of the whole pipeline: is the CTD/RACTD gap bigger than the seed-to-seed spread?
+    **{f"hopper-medium-replay/seed{k}": [
+        (f"{name}_seed{k}", stage, [f"seed={k}", f'student.teacher_run="teacher_seed{k}"',
+                                    f'student.reward_run="reward_seed{k}"', *o])
+        for name, stage, o in (("teacher", "teacher", []), ("reward", "reward", []),
+                               ("ctd", "student", ["student.ctm.reward_weight=0"]), ("student", "student", []))
+    ] for k in SEEDS},
     # Where the reward loss looks (spec §8 item 3): the code's DSM prediction vs the paper's one-step sample (Eq. 3.8)
     "hopper-medium-replay/reward_on": [("ractd_one_step_reward", "student", ['student.ctm.reward_on="one_step"'])],
     "hopper-medium-expert": [
@@ -84,7 +85,8 @@ EVALS = {
     "hopper-medium-replay/ablation": [("rteacher_ctd", "one_step", "tracking"),
                                       ("rteacher_ractd", "one_step", "tracking"), ("rteacher", "heun", "tracking")],
     "hopper-medium-replay/reward_on": [("ractd_one_step_reward", "one_step", "tracking")],
-    "hopper-medium-replay/seed1": [("ctd_seed1", "one_step", "tracking"), ("student_seed1", "one_step", "tracking")],
+    **{f"hopper-medium-replay/seed{k}": [(f"{r}_seed{k}", "one_step", "tracking") for r in ("ctd", "student")]
+       for k in SEEDS},
     "hopper-medium-expert": [("teacher", "heun", "tracking"), ("ctd", "one_step", "tracking"),
                              ("student", "one_step", "tracking")],
 }
