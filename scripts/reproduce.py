@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -146,6 +147,33 @@ def run_section(section: str, episodes: int, teacher_episodes: int) -> None:
         record(timings_path, f"{task}/eval/{path.stem}", time.perf_counter() - start)
         ms = batch1_latency_ms(planner, spec, repeats=2 if planner.sampler.name == "heun" else 20)
         record(OUT / "latency.json", f"{task}/{path.stem}", {"nfe": planner.nfe, "ms_per_action": ms})
+    if spec.kind == "maze2d":
+        for run, sampler, _ in EVALS[section]:
+            key = f"{task}/{run}-{sampler.replace(':', '')}"
+            plans = read_json(OUT / "maze_plans.json") if (OUT / "maze_plans.json").exists() else {}
+            if key not in plans:
+                record(OUT / "maze_plans.json", key, plan_geometry(load_planner(runs / run, sampler, seed=0), spec))
+        if f"{task}/dataset" not in plans:  # the behaviour controller's step, for scale
+            from ractd.data import load_dataset
+
+            obs = load_dataset(task).observations
+            record(OUT / "maze_plans.json", f"{task}/dataset",
+                   {"mean_step": float(np.linalg.norm(np.diff(obs[:, :2], axis=0), axis=-1).mean())})
+
+
+def plan_geometry(planner, spec, episodes: int = 50) -> dict:
+    """How a Maze2d plan looks, on the evaluation's seeded start/goal pairs: mean waypoint step ‖Δxy‖ and the
+    distance of its first waypoint from the agent (a smooth plan from the agent has small values for both)."""
+
+    from ractd.envs import make_env
+
+    env = make_env(spec)
+    resets = [env.reset(seed=k) for k in range(episodes)]  # the seeds `evaluate` gives episodes 0..n-1
+    starts, goals = np.stack([o for o, _ in resets]), np.stack([info["goal"] for _, info in resets])
+    plans = planner.plan(starts, goals)
+    step = np.linalg.norm(np.diff(plans[..., :2], axis=1), axis=-1).mean()
+    offset = np.linalg.norm(plans[:, 0, :2] - starts[:, :2], axis=-1).mean()
+    return {"mean_step": float(step), "start_offset": float(offset), "episodes": episodes}
 
 
 def main() -> None:
