@@ -129,23 +129,6 @@ def render(out: Path, target: Path) -> None:
     lines += ["", "Paper timings are on a V100 and the paper counts the teacher as 80 NFE; its Heun solver makes 158 "
               "network evaluations (spec §3.6), which is what we count.", ""]
 
-    # Training-seed spread (sections hopper-medium-replay/seedK): the whole pipeline retrained with seed K
-    from reproduce import SEEDS  # scripts/reproduce.py
-
-    seeds = [0, *SEEDS]
-    lines += ["Training seeds (teacher, reward model and students all retrained per seed). The ± of a cell is over "
-              "episodes; the one-step policies are nearly deterministic, so it leaves out the training-seed spread, "
-              "which the last column measures (mean ± SE over the seeds that ran):", "",
-              "| student, NFE 1 | " + " | ".join(f"seed {k}" for k in seeds) + " | over seeds |",
-              "|---|" + "---|" * (len(seeds) + 1)]
-    for label, run in (("CTD", "ctd"), ("RACTD", "student")):
-        ds = [_load(out, task, f"{run}{f'_seed{k}' if k else ''}-one_step-tracking") for k in seeds]
-        means = [d["normalized_score"]["mean"] for d in ds if d]
-        over = (f"{np.mean(means):.1f} ± {np.std(means, ddof=1) / np.sqrt(len(means)):.1f} (n = {len(means)})"
-                if len(means) > 1 else "–")
-        lines.append(f"| {label} | " + " | ".join(_fmt(d) for d in ds) + f" | {over} |")
-    lines.append("")
-
     # Network latency, paper vs cpu size (benchmarks/latency.py --out results/report/latency_networks.json)
     net_path = out / "latency_networks.json"
     if net_path.exists():
@@ -271,6 +254,25 @@ def render(out: Path, target: Path) -> None:
         lines.append(f"| {t} | {f'{data_mean:.1f}' if data_mean is not None else '–'} | "
                      f"{_fmt(_load(out, t, 'teacher-heun-tracking'))} | {_fmt(c)} | {_fmt(s)} | {paper} | {why} |")
     lines.append("")
+
+    # Training-seed spread (sections <task>/seed<k>): the whole pipeline retrained with seed k
+    from reproduce import SEEDS  # scripts/reproduce.py
+
+    lines += ["## Training seeds", "",
+              "Teacher, reward model and both students retrained per seed, evaluated on the same 50 seeded episodes. "
+              "The ± of a cell is over episodes; the one-step policies are nearly deterministic, so it leaves out the "
+              "training-seed spread, which the last column measures (mean ± SE over the seeds that ran).", ""]
+    for t, extra in SEEDS.items():
+        seeds = [0, *extra]
+        lines += [f"| {t}, NFE 1 | " + " | ".join(f"seed {k}" for k in seeds) + " | over seeds |",
+                  "|---|" + "---|" * (len(seeds) + 1)]
+        for label, run in (("CTD", "ctd"), ("RACTD", "student")):
+            ds = [_load(out, t, f"{run}{f'_seed{k}' if k else ''}-one_step-tracking") for k in seeds]
+            means = [d["normalized_score"]["mean"] for d in ds if d]
+            over = (f"{np.mean(means):.1f} ± {np.std(means, ddof=1) / np.sqrt(len(means)):.1f} (n = {len(means)})"
+                    if len(means) > 1 else "–")
+            lines.append(f"| {label} | " + " | ".join(_fmt(d) for d in ds) + f" | {over} |")
+        lines.append("")
 
     # Mode selection figure (thesis Fig. 3.3): dataset episodes vs teacher vs CTD vs RACTD rollouts
     fig = out / "mode_selection.png"

@@ -25,7 +25,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "results" / "report"
 
-SEEDS = (1, 2, 3)  # extra training seeds of hopper-medium-replay (seed 0 is the main section)
+# extra training seeds of a task's whole pipeline (seed 0 is the task's main section): sections "<task>/seed<k>"
+SEEDS = {"hopper-medium-replay": (1, 2, 3), "hopper-medium-expert": (1, 2)}
 # (task, run name, stage, overrides): the report's trainings, in order of priority
 TRAININGS = {
     "hopper-medium-replay": [
@@ -55,13 +56,6 @@ TRAININGS = {
         ("rteacher_ctd", "student", ["student.ctm.reward_weight=0", "student.teacher_run=\"rteacher\""]),
         ("rteacher_ractd", "student", ["student.teacher_run=\"rteacher\""]),
     ],
-    # More training seeds of the whole pipeline: is the CTD/RACTD gap bigger than the seed-to-seed spread?
-    **{f"hopper-medium-replay/seed{k}": [
-        (f"{name}_seed{k}", stage, [f"seed={k}", f'student.teacher_run="teacher_seed{k}"',
-                                    f'student.reward_run="reward_seed{k}"', *o])
-        for name, stage, o in (("teacher", "teacher", []), ("reward", "reward", []),
-                               ("ctd", "student", ["student.ctm.reward_weight=0"]), ("student", "student", []))
-    ] for k in SEEDS},
     # Where the reward loss looks (spec §8 item 3): the code's DSM prediction vs the paper's one-step sample (Eq. 3.8)
     "hopper-medium-replay/reward_on": [("ractd_one_step_reward", "student", ['student.ctm.reward_on="one_step"'])],
     "hopper-medium-expert": [
@@ -86,11 +80,22 @@ EVALS = {
     "hopper-medium-replay/ablation": [("rteacher_ctd", "one_step", "tracking"),
                                       ("rteacher_ractd", "one_step", "tracking"), ("rteacher", "heun", "tracking")],
     "hopper-medium-replay/reward_on": [("ractd_one_step_reward", "one_step", "tracking")],
-    **{f"hopper-medium-replay/seed{k}": [(f"{r}_seed{k}", "one_step", "tracking") for r in ("ctd", "student")]
-       for k in SEEDS},
+    **{f"{task}/seed{k}": [(f"{r}_seed{k}", "one_step", "tracking") for r in ("ctd", "student")]
+       for task, seeds in SEEDS.items() for k in seeds},
     "hopper-medium-expert": [("teacher", "heun", "tracking"), ("ctd", "one_step", "tracking"),
                              ("student", "one_step", "tracking")],
 }
+
+
+def _seed_sections() -> dict[str, list]:
+    """`<task>/seed<k>`: the task's main trainings again with seed k, each run suffixed `_seed<k>`."""
+    return {f"{task}/seed{k}": [
+        (f"{name}_seed{k}", stage, [f"seed={k}", f'student.teacher_run="teacher_seed{k}"',
+                                    f'student.reward_run="reward_seed{k}"', *overrides])
+        for name, stage, overrides in TRAININGS[task]] for task, seeds in SEEDS.items() for k in seeds}
+
+
+TRAININGS.update(_seed_sections())
 
 
 def task_of(section: str) -> str:
