@@ -74,7 +74,7 @@ def render(out: Path, target: Path) -> None:
 
     # The embedded default (make demo = ractd quickstart), copied from results/quickstart*/results.json:
     # quickstart.json (maze2d-umaze), quickstart-<task>.json (`ractd quickstart --task <task>`)
-    for qs_path in sorted(out.glob("quickstart*.json")):
+    for qs_path in sorted(out.glob("quickstart*.json"), key=lambda p: (p.stem != "quickstart", p.stem)):
         qs = json.loads(qs_path.read_text())
         command = "`make demo` (`ractd quickstart`)" if qs_path.stem == "quickstart" else \
             f"`ractd quickstart --task {qs['task']}`"
