@@ -266,7 +266,10 @@ def render(out: Path, target: Path) -> None:
         seeds = [0, *extra]
         lines += [f"| {t}, NFE 1 | " + " | ".join(f"seed {k}" for k in seeds) + " | over seeds |",
                   "|---|" + "---|" * (len(seeds) + 1)]
-        for label, run in (("CTD", "ctd"), ("RACTD", "student")):
+        rows = [("CTD", "ctd"), ("RACTD", "student")]
+        if t == "hopper-medium-replay":  # section hopper-medium-replay/sigma0.1: same teachers and reward models
+            rows.append(("RACTD, σ_r = 0.1", "ractd_sigma0.1"))
+        for label, run in rows:
             ds = [_load(out, t, f"{run}{f'_seed{k}' if k else ''}-one_step-tracking") for k in seeds]
             means = [d["normalized_score"]["mean"] for d in ds if d]
             over = (f"{np.mean(means):.1f} ± {np.std(means, ddof=1) / np.sqrt(len(means)):.1f} (n = {len(means)})"

@@ -96,6 +96,14 @@ def _seed_sections() -> dict[str, list]:
 
 
 TRAININGS.update(_seed_sections())
+# σ_r = 0.1 instead of 1 on every hopper-medium-replay seed (same teachers and reward models)
+TRAININGS["hopper-medium-replay/sigma0.1"] = [
+    (f"ractd_sigma0.1{f'_seed{k}' if k else ''}", "student",
+     [f"seed={k}", "student.ctm.reward_weight=0.1", *([f'student.teacher_run="teacher_seed{k}"',
+                                                      f'student.reward_run="reward_seed{k}"'] if k else [])])
+    for k in (0, *SEEDS["hopper-medium-replay"])]
+EVALS["hopper-medium-replay/sigma0.1"] = [(name, "one_step", "tracking")
+                                          for name, _, _ in TRAININGS["hopper-medium-replay/sigma0.1"]]
 
 
 def task_of(section: str) -> str:
