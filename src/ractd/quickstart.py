@@ -93,10 +93,10 @@ def run_quickstart(task: str = "maze2d-umaze", out: str | Path = "results/quicks
     # 1. data: a small dataset generated into the results folder (never writes to the user's data root)
     from .paths import data_root
 
-    user_policies = data_root() / f"{(spec.dataset or task).split('-')[0]}-policies"
+    name = spec.dataset or task
+    user_policies = data_root() / f"{name.split('-')[0]}-policies"  # read before RACTD_DATA_DIR is redirected
     data_dir = out / "data"
     os.environ["RACTD_DATA_DIR"] = str(data_dir.resolve())
-    name = spec.dataset or task
     if not (data_dir / name / f"{name}.hdf5").exists():
         console.print(f"[bold]1/4 data[/]: generating {name} ({steps:,} steps) into {data_dir}")
         start = time.perf_counter()
