@@ -256,7 +256,7 @@ def render(out: Path, target: Path) -> None:
     lines.append("")
 
     # Training-seed spread (sections <task>/seed<k>): the whole pipeline retrained with seed k
-    from reproduce import SEEDS  # scripts/reproduce.py
+    from reproduce import SEEDS, seed_suffix  # scripts/reproduce.py
 
     lines += ["## Training seeds", "",
               "Teacher, reward model and both students retrained per seed, evaluated on the same 50 seeded episodes. "
@@ -270,7 +270,7 @@ def render(out: Path, target: Path) -> None:
         if t == "hopper-medium-replay":  # section hopper-medium-replay/sigma0.1: same teachers and reward models
             rows.append(("RACTD, σ_r = 0.1", "ractd_sigma0.1"))
         for label, run in rows:
-            ds = [_load(out, t, f"{run}{f'_seed{k}' if k else ''}-one_step-tracking") for k in seeds]
+            ds = [_load(out, t, f"{run}{seed_suffix(k)}-one_step-tracking") for k in seeds]
             means = [d["normalized_score"]["mean"] for d in ds if d]
             over = (f"{np.mean(means):.1f} ± {np.std(means, ddof=1) / np.sqrt(len(means)):.1f} (n = {len(means)})"
                     if len(means) > 1 else "–")

@@ -87,20 +87,24 @@ EVALS = {
 }
 
 
-def _seed_sections() -> dict[str, list]:
-    """`<task>/seed<k>`: the task's main trainings again with seed k, each run suffixed `_seed<k>`."""
-    return {f"{task}/seed{k}": [
-        (f"{name}_seed{k}", stage, [f"seed={k}", f'student.teacher_run="teacher_seed{k}"',
-                                    f'student.reward_run="reward_seed{k}"', *overrides])
-        for name, stage, overrides in TRAININGS[task]] for task, seeds in SEEDS.items() for k in seeds}
+def seed_suffix(k: int) -> str:
+    """Run-name suffix of training seed k (seed 0 is the main run)."""
+    return f"_seed{k}" if k else ""
 
 
-TRAININGS.update(_seed_sections())
+def seed_overrides(k: int) -> list[str]:
+    """Seed k, and a student distilled from the teacher and reward model trained with the same seed."""
+    runs = [f'student.teacher_run="teacher{seed_suffix(k)}"', f'student.reward_run="reward{seed_suffix(k)}"']
+    return [f"seed={k}", *(runs if k else [])]
+
+
+# "<task>/seed<k>": the task's main trainings again with seed k
+TRAININGS.update({f"{task}/seed{k}": [(f"{name}{seed_suffix(k)}", stage, [*seed_overrides(k), *overrides])
+                                      for name, stage, overrides in TRAININGS[task]]
+                  for task, seeds in SEEDS.items() for k in seeds})
 # σ_r = 0.1 instead of 1 on every hopper-medium-replay seed (same teachers and reward models)
 TRAININGS["hopper-medium-replay/sigma0.1"] = [
-    (f"ractd_sigma0.1{f'_seed{k}' if k else ''}", "student",
-     [f"seed={k}", "student.ctm.reward_weight=0.1", *([f'student.teacher_run="teacher_seed{k}"',
-                                                      f'student.reward_run="reward_seed{k}"'] if k else [])])
+    (f"ractd_sigma0.1{seed_suffix(k)}", "student", [*seed_overrides(k), "student.ctm.reward_weight=0.1"])
     for k in (0, *SEEDS["hopper-medium-replay"])]
 EVALS["hopper-medium-replay/sigma0.1"] = [(name, "one_step", "tracking")
                                           for name, _, _ in TRAININGS["hopper-medium-replay/sigma0.1"]]
@@ -161,9 +165,9 @@ def run_section(section: str, episodes: int, teacher_episodes: int) -> None:
         ms = batch1_latency_ms(planner, spec, repeats=2 if planner.sampler.name == "heun" else 20)
         record(OUT / "latency.json", f"{task}/{path.stem}", {"nfe": planner.nfe, "ms_per_action": ms})
     if spec.kind == "maze2d":
-        for run, sampler, _ in EVALS[section]:
+        plans = read_json(OUT / "maze_plans.json") if (OUT / "maze_plans.json").exists() else {}
+        for run, sampler in dict.fromkeys((run, sampler) for run, sampler, _ in EVALS[section]):
             key = f"{task}/{run}-{sampler.replace(':', '')}"
-            plans = read_json(OUT / "maze_plans.json") if (OUT / "maze_plans.json").exists() else {}
             if key not in plans:
                 record(OUT / "maze_plans.json", key, plan_geometry(load_planner(runs / run, sampler, seed=0), spec))
         if f"{task}/dataset" not in plans:  # the behaviour controller's step, for scale
@@ -177,7 +181,6 @@ def run_section(section: str, episodes: int, teacher_episodes: int) -> None:
 def plan_geometry(planner, spec, episodes: int = 50) -> dict:
     """How a Maze2d plan looks, on the evaluation's seeded start/goal pairs: mean waypoint step ‖Δxy‖ and the
     distance of its first waypoint from the agent (a smooth plan from the agent has small values for both)."""
-
     from ractd.envs import make_env
 
     env = make_env(spec)
