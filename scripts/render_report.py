@@ -294,7 +294,8 @@ def render(out: Path, target: Path) -> None:
                   "| returns of | episodes | normalized score (mean ± SE) |", "|---|---|---|"]
         for label, d in runs_me.items():
             lines.append(f"| {label} | {d['n_episodes'] if d else '–'} | {_fmt(d) if d else 'not run (time)'} |")
-        lines.append("")
+        lines += ["", "Training seed 0. Which mode a one-step student lands on changes with the training seed, for CTD "
+                  "as well as RACTD: see 'Training seeds' above before reading this figure as the reward's doing.", ""]
 
     lines += ["## Training runs (this machine, 1 thread, cores shared with other jobs)", "",
               "| run | steps | wall seconds | s / step | parameters | final losses |", "|---|---|---|---|---|---|"]
