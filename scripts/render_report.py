@@ -317,13 +317,13 @@ def render(out: Path, target: Path) -> None:
               "- The D4RL datasets themselves: not downloadable here; ours follow D4RL's recipe with our own "
               "behaviour policies (PPO), so score levels differ.",
               *_missing_evaluations(out),
-              "- maze2d-large (dataset generated) and every walker2d and halfcheetah task: not trained. Their "
-              "datasets need PPO medium/expert behaviour policies; on this machine walker2d PPO ran at ~7k env "
-              "steps/min with the cores shared (4–5 h projected per expert) and was stopped at ~50k steps.",
+              "- maze2d-large: dataset generated, not trained (session time).",
+              "- Every walker2d and halfcheetah task: no dataset. Their medium/expert levels need a converged PPO "
+              "expert (medium = the snapshot at 1/3 of its return); walker2d PPO ran at ~7k env steps/min here with "
+              "the cores shared (2M steps, ~4.8 h) and was stopped at ~50k steps.",
               "- On this machine a student optimizer step costs 5–7× a teacher step at equal batch (the CTM loss "
               "runs the student, the target net three times and the teacher's Heun solver), so with the cores "
-              "shared a 400-step student took ~15 min and every stage above ran 2–3× slower than on an idle "
-              "machine.",
+              "shared a 400-step student took 3.5–16 min depending on the load (see the training table).",
               "- The maze2d-umaze teacher, reward and student runs were trained by an earlier invocation with the "
               "same config (the saved config.json predates two naming fields, `student.teacher_run`/`reward_run`, "
               "whose defaults are what it used) and copied into `results/report/runs/`; the script skips finished "
