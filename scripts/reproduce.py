@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "results" / "report"
 
 # extra training seeds of a task's whole pipeline (seed 0 is the task's main section): sections "<task>/seed<k>"
-SEEDS = {"hopper-medium-replay": (1, 2, 3), "hopper-medium-expert": (1, 2)}
+SEEDS = {"hopper-medium-replay": (1, 2, 3), "hopper-medium-expert": (1, 2), "hopper-medium": (1, 2)}
 # (task, run name, stage, overrides): the report's trainings, in order of priority
 TRAININGS = {
     "hopper-medium-replay": [
