@@ -245,9 +245,9 @@ def render(out: Path, target: Path) -> None:
         data_mean = (json.loads(card.read_text()).get("normalized_return") or {}).get("mean") if card.exists() else None
         if s:
             why = "generated data; [16,32,64] U-Net, 400 student steps; true return (paper: running-max sum)"
-            sigma = json.loads((out / "runs" / t / "student" / "config.json").read_text())["config"]["student"][
-                "ctm"]["reward_weight"] if (out / "runs" / t / "student" / "config.json").exists() else None
-            why += f"; σ_r = {sigma:g}" if sigma is not None else ""
+            run_config = out / "runs" / t / "student" / "config.json"
+            if run_config.exists():
+                why += f"; σ_r = {json.loads(run_config.read_text())['config']['student']['ctm']['reward_weight']:g}"
         elif card.exists():
             why = "dataset generated, not trained (session time)"
         else:

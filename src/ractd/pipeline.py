@@ -251,7 +251,7 @@ def train_stage(cfg: RunConfig, stage: str, run_root: str | Path, name: str | No
     net = build_network(cfg, stage, prep.obs_dim, prep.act_dim)
     section = {"teacher": cfg.teacher, "reward": cfg.reward, "student": cfg.student,
                "inverse_dynamics": cfg.inverse_dynamics}[stage]
-    loop_cfg = dataclasses.replace(section.train, seed=cfg.seed, device=cfg.device)
+    loop_cfg = section.train  # RunConfig gives every stage the run's seed and device
     meta: dict[str, Any] = {"stage": stage, "task": cfg.task, "dataset": cfg.data.dataset,
                             "dataset_fingerprint": prep.dataset.fingerprint()}
 
