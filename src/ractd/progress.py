@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 
@@ -17,3 +19,47 @@ def eta_columns(description: str = "{task.description}") -> tuple[Any, ...]:
 
     return (TextColumn(description), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"),
             TimeRemainingColumn())
+
+
+class Bar:
+    """Handle of one progress bar: `advance(n)`, or `update(completed=, description=, info=)`. A disabled bar
+    accepts the same calls and prints nothing."""
+
+    def __init__(self, progress: Any = None, task: Any = None) -> None:
+        self._progress, self._task = progress, task
+
+    def advance(self, n: float = 1) -> None:
+        if self._progress is not None:
+            self._progress.advance(self._task, n)
+
+    def update(self, completed: float | None = None, description: str | None = None, info: str | None = None,
+               total: float | None = None) -> None:
+        if self._progress is None:
+            return
+        fields: dict[str, Any] = {}
+        if completed is not None:
+            fields["completed"] = completed
+        if description is not None:
+            fields["description"] = description
+        if info is not None:
+            fields["info"] = info
+        if total is not None:
+            fields["total"] = total
+        self._progress.update(self._task, **fields)
+
+
+@contextmanager
+def progress_bar(description: str, total: float | None, enabled: bool = True, completed: float = 0,
+                 transient: bool = False) -> Iterator[Bar]:
+    """The one progress bar of ractd: `eta_columns` plus a free `info` text (latest losses, episodes done).
+
+        with progress_bar("rollouts", total=steps) as bar:
+            bar.advance(n)
+    """
+    if not enabled:
+        yield Bar()
+        return
+    from rich.progress import Progress, TextColumn
+
+    with Progress(*eta_columns(), TextColumn("{task.fields[info]}"), transient=transient) as progress:
+        yield Bar(progress, progress.add_task(description, total=total, completed=completed, info=""))
