@@ -11,6 +11,7 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
+from experiments import EVALS, SEEDS, seed_suffix, task_of  # scripts/experiments.py
 
 # Thesis (Duan 2025) numbers, for the comparison columns only.
 PAPER_RACTD = {"hopper-medium-replay": 104.9, "hopper-medium": 121.0, "hopper-medium-expert": 129.0,
@@ -38,9 +39,7 @@ def _fmt(d: dict | None, key: str = "normalized_score") -> str:
 
 
 def _missing_evaluations(out: Path) -> list[str]:
-    """One bullet per section of scripts/reproduce.py with an evaluation not yet in results/report/eval/."""
-    from reproduce import EVALS, task_of  # scripts/reproduce.py
-
+    """One bullet per section of scripts/experiments.py with an evaluation not yet in results/report/eval/."""
     bullets = []
     for section, evals in EVALS.items():
         missing = [f"{run} {sampler} {controller}" for run, sampler, controller in evals
@@ -257,8 +256,6 @@ def render(out: Path, target: Path) -> None:
     lines.append("")
 
     # Training-seed spread (sections <task>/seed<k>): the whole pipeline retrained with seed k
-    from reproduce import SEEDS, seed_suffix  # scripts/reproduce.py
-
     lines += ["## Training seeds", "",
               "Teacher, reward model and both students retrained per seed, evaluated on the same 50 seeded episodes. "
               "The ± of a cell is over episodes; the one-step policies are nearly deterministic, so it leaves out the "

@@ -4,114 +4,25 @@
     python scripts/reproduce.py run [--section NAME ...] [--episodes 50]   # long: run in the background
     python scripts/reproduce.py report                                     # render docs/results.md from JSON
 
-Every experiment is a (task, run name, stage, overrides) entry below; results land in results/report/
-(runs/, eval JSON, timings) and the report is rendered only from those files. Finished stages and evaluations
-are skipped, so an interrupted run resumes.
+Every experiment is an entry of scripts/experiments.py (the trainings and evaluations of each section); results
+land in results/report/ (runs/, eval JSON, timings) and the report is rendered only from those files. Finished
+stages and evaluations are skipped, so an interrupted run resumes.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from experiments import EVALS, TRAININGS, task_of  # scripts/experiments.py
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "results" / "report"
-
-# extra training seeds of a task's whole pipeline (seed 0 is the task's main section): sections "<task>/seed<k>"
-SEEDS = {"hopper-medium-replay": (1, 2, 3), "hopper-medium-expert": (1, 2), "hopper-medium": (1, 2)}
-# (task, run name, stage, overrides): the report's trainings, in order of priority
-TRAININGS = {
-    "hopper-medium-replay": [
-        ("teacher", "teacher", []), ("reward", "reward", []),
-        ("ctd", "student", ["student.ctm.reward_weight=0"]), ("student", "student", []),
-    ],
-    "maze2d-umaze": [  # the quickstart's data size (200k steps); reward as first run: 2,000 steps of 16 windows
-        (name, stage, ["data.max_dataset_steps=200000", "reward.train.epochs=10", "reward.train.batch_size=16", *o])
-        for name, stage, o in (("teacher", "teacher", []), ("reward", "reward", []),
-                               ("inverse_dynamics", "inverse_dynamics", []),
-                               ("ctd", "student", ["student.ctm.reward_weight=0"]), ("student", "student", []))
-    ],
-    "maze2d-medium": [  # the full generated dataset (2M steps), cpu preset (horizon 128)
-        (name, stage, ["student.ctm.reward_weight=0"] if name == "ctd" else [])
-        for name, stage in (("teacher", "teacher"), ("reward", "reward"), ("inverse_dynamics", "inverse_dynamics"),
-                            ("ctd", "student"), ("student", "student"))
-    ],
-    # the 400-step one-step students of maze2d-medium plan rough paths: the same RACTD run with 4× the steps
-    "maze2d-medium/long": [("student_long", "student", ["student.train.epochs=32"])],
-    "hopper-medium": [
-        ("teacher", "teacher", []), ("reward", "reward", []),
-        ("ctd", "student", ["student.ctm.reward_weight=0"]), ("student", "student", []),
-    ],
-    "hopper-medium-replay/ddim": [("ddpm", "teacher", ["teacher.kind=\"ddpm\""])],
-    "hopper-medium-replay/ablation": [
-        ("rteacher", "teacher", ["teacher.reward_guidance=1.0"]),
-        ("rteacher_ctd", "student", ["student.ctm.reward_weight=0", "student.teacher_run=\"rteacher\""]),
-        ("rteacher_ractd", "student", ["student.teacher_run=\"rteacher\""]),
-    ],
-    # Where the reward loss looks (spec §8 item 3): the code's DSM prediction vs the paper's one-step sample (Eq. 3.8)
-    "hopper-medium-replay/reward_on": [("ractd_one_step_reward", "student", ['student.ctm.reward_on="one_step"'])],
-    "hopper-medium-expert": [
-        ("teacher", "teacher", []), ("reward", "reward", []),
-        ("ctd", "student", ["student.ctm.reward_weight=0"]),
-        ("student", "student", ["student.ctm.reward_weight=1.0"]),  # code 0.5, thesis 0.0: see the report
-    ],
-}
-# (task, run, sampler, controller): the report's evaluations
-EVALS = {
-    "hopper-medium-replay": [("teacher", "heun", "tracking"), ("ctd", "one_step", "tracking"),
-                             ("student", "one_step", "tracking"), ("student", "multistep:2", "tracking"),
-                             ("student", "multistep:3", "tracking"), ("student", "multistep:4", "tracking")],
-    "maze2d-umaze": [(r, s, c) for r, s in (("teacher", "heun"), ("ctd", "one_step"), ("student", "one_step"))
-                     for c in ("tracking", "inverse_dynamics")],
-    "maze2d-medium": [(r, s, c) for r, s in (("teacher", "heun"), ("ctd", "one_step"), ("student", "one_step"))
-                      for c in ("tracking", "inverse_dynamics")],
-    "maze2d-medium/long": [("student_long", "one_step", c) for c in ("tracking", "inverse_dynamics")],
-    "hopper-medium": [("ctd", "one_step", "tracking"), ("student", "one_step", "tracking"),
-                      ("teacher", "heun", "tracking")],
-    "hopper-medium-replay/ddim": [("ddpm", "ddim:10", "tracking")],
-    "hopper-medium-replay/ablation": [("rteacher_ctd", "one_step", "tracking"),
-                                      ("rteacher_ractd", "one_step", "tracking"), ("rteacher", "heun", "tracking")],
-    "hopper-medium-replay/reward_on": [("ractd_one_step_reward", "one_step", "tracking")],
-    **{f"{task}/seed{k}": [(f"{r}_seed{k}", "one_step", "tracking") for r in ("ctd", "student")]
-       for task, seeds in SEEDS.items() for k in seeds},
-    "hopper-medium-expert": [("teacher", "heun", "tracking"), ("ctd", "one_step", "tracking"),
-                             ("student", "one_step", "tracking")],
-}
-
-
-def seed_suffix(k: int) -> str:
-    """Run-name suffix of training seed k (seed 0 is the main run)."""
-    return f"_seed{k}" if k else ""
-
-
-def seed_overrides(k: int) -> list[str]:
-    """Seed k, and a student distilled from the teacher and reward model trained with the same seed."""
-    runs = [f'student.teacher_run="teacher{seed_suffix(k)}"', f'student.reward_run="reward{seed_suffix(k)}"']
-    return [f"seed={k}", *(runs if k else [])]
-
-
-# "<task>/seed<k>": the task's main trainings again with seed k
-TRAININGS.update({f"{task}/seed{k}": [(f"{name}{seed_suffix(k)}", stage, [*seed_overrides(k), *overrides])
-                                      for name, stage, overrides in TRAININGS[task]]
-                  for task, seeds in SEEDS.items() for k in seeds})
-# σ_r = 0.1 instead of 1 on every hopper-medium-replay seed (same teachers and reward models)
-TRAININGS["hopper-medium-replay/sigma0.1"] = [
-    (f"ractd_sigma0.1{seed_suffix(k)}", "student", [*seed_overrides(k), "student.ctm.reward_weight=0.1"])
-    for k in (0, *SEEDS["hopper-medium-replay"])]
-EVALS["hopper-medium-replay/sigma0.1"] = [(name, "one_step", "tracking")
-                                          for name, _, _ in TRAININGS["hopper-medium-replay/sigma0.1"]]
-
-
-def task_of(section: str) -> str:
-    return section.split("/")[0]
 
 
 def record(path: Path, key: str, value) -> None:
@@ -212,5 +123,4 @@ def main() -> None:
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).parent))
     os.environ.setdefault("MPLBACKEND", "Agg")
-    _ = platform, json
     main()

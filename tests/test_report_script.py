@@ -13,25 +13,43 @@ SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 def report(monkeypatch, tmp_path):
     monkeypatch.syspath_prepend(str(SCRIPTS))
     monkeypatch.setenv("RACTD_DATA_DIR", str(tmp_path / "data"))
-    for name in ("render_report", "reproduce"):
-        sys.modules.pop(name, None)
+    for name in ("render_report", "reproduce", "experiments"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    import experiments
     import render_report
+
+    return render_report, experiments
+
+
+def test_rendering_does_not_load_the_runner(report):
+    """The experiment tables live in scripts/experiments.py, so the report needs nothing of reproduce.py."""
+    assert "reproduce" not in sys.modules
+
+
+def test_the_runner_and_the_report_share_one_table(report):
     import reproduce
 
-    return render_report, reproduce
+    _, experiments = report
+    assert reproduce.TRAININGS is experiments.TRAININGS and reproduce.EVALS is experiments.EVALS
+    assert set(experiments.EVALS) <= set(experiments.TRAININGS)  # every evaluated section can be run
+    for k in (1, 2):
+        assert f"hopper-medium/seed{k}" in experiments.TRAININGS
+        assert [name for name, _, _ in experiments.TRAININGS[f"hopper-medium/seed{k}"]] == [
+            f"{name}{experiments.seed_suffix(k)}" for name, _, _ in experiments.TRAININGS["hopper-medium"]]
+    assert experiments.task_of("hopper-medium-replay/ablation") == "hopper-medium-replay"
 
 
 def test_an_empty_results_folder_lists_every_section_as_unfinished(report, tmp_path):
-    render_report, reproduce = report
+    render_report, experiments = report
     render_report.render(tmp_path / "out", tmp_path / "results.md")
     text = (tmp_path / "results.md").read_text()
-    for section in reproduce.EVALS:
+    for section in experiments.EVALS:
         assert f"Section `{section}` not finished" in text
     assert "| hopper-medium-replay | RACTD" not in text  # no rows invented
 
 
 def test_a_finished_evaluation_is_reported_and_no_longer_missing(report, tmp_path):
-    render_report, reproduce = report
+    render_report, _ = report
     out = tmp_path / "out"
     (out / "eval" / "hopper-medium").mkdir(parents=True)
     scores = [50.0, 52.0, 54.0]
