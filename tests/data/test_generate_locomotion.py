@@ -11,18 +11,11 @@ import pytest
 
 from ractd.data.d4rl import read_d4rl_hdf5
 from ractd.data.dataset import OfflineDataset
-from ractd.data.generate.behaviour import (
-    GaussianMLPPolicy,
-    Snapshot,
-    UniformRandomPolicy,
-    episode_returns,
-    load_behaviour_policy,
-    replay_until,
-    rollout_transitions,
-    select_snapshots,
-    train_behaviour_policies,
-)
 from ractd.data.generate.locomotion import generate_locomotion, parse_locomotion_name, truncate_steps
+from ractd.data.generate.policies import GaussianMLPPolicy, UniformRandomPolicy
+from ractd.data.generate.ppo import Snapshot, load_behaviour_policy, select_snapshots, train_behaviour_policies
+from ractd.data.generate.rollout import episode_returns, rollout_transitions
+from ractd.data.generate.stream import replay_until
 
 ENV = "Hopper-v5"
 TRAIN_STEPS = 2048  # four PPO updates of 512 steps

@@ -6,7 +6,7 @@ The D4RL definitions (Fu et al. 2020, §5 and App. C), on gymnasium's MuJoCo v5 
   medium-replay  every trajectory the learner collected until that snapshot       (all of it)
   expert         rollouts of the converged (best evaluated) policy                (1 M)
   medium-expert  medium ∪ expert in equal parts, medium first                     (2 M)
-The behaviour policies come from one cached PPO run per env (`behaviour.train_behaviour_policies`),
+The behaviour policies come from one cached PPO run per env (`ppo.train_behaviour_policies`),
 kept in `<env>-policies/` next to the datasets so every level (and a larger or re-seeded dataset)
 reuses them.
 """
@@ -20,18 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from ractd.data.generate.behaviour import (
-    MANIFEST,
-    STREAM,
-    TRANSITION_KEYS,
-    UniformRandomPolicy,
-    load_behaviour_policy,
-    package_versions,
-    read_stream,
-    replay_until,
-    rollout_transitions,
-    train_behaviour_policies,
-)
+from ractd.data.generate.policies import UniformRandomPolicy
+from ractd.data.generate.ppo import MANIFEST, STREAM, load_behaviour_policy, train_behaviour_policies
+from ractd.data.generate.rollout import rollout_transitions
+from ractd.data.generate.save import package_versions, save_generated_dataset
+from ractd.data.generate.stream import TRANSITION_KEYS, read_stream, replay_until
 
 LEVELS: tuple[str, ...] = ("random", "medium", "medium-replay", "expert", "medium-expert")
 # D4RL dataset sizes; medium-replay is everything the learner collected up to the medium snapshot.
@@ -179,9 +172,7 @@ def generate_locomotion(
         A summary: name, paths, steps, episodes, return and normalized-return mean/std, the behaviour
         policies' evaluated returns, and timings. The same (plus versions) goes to `generation.json`.
     """
-    from ractd.data.card import dataset_card, plot_return_histogram
-    from ractd.data.d4rl import write_d4rl_hdf5
-    from ractd.data.dataset import OfflineDataset
+    from ractd.data.card import plot_return_histogram
     from ractd.envs.locomotion import GYM_IDS, REF_MAX_SCORE, REF_MIN_SCORE
     from ractd.io import write_json
 
@@ -218,26 +209,17 @@ def generate_locomotion(
         "ref_min_score": ref[0],
         "ref_max_score": ref[1],
     }
-    hdf5_path = write_d4rl_hdf5(out_dir / f"{name}.hdf5", arrays, metadata)
-    dataset = OfflineDataset.from_arrays(arrays, metadata=metadata, source=str(hdf5_path))
-
-    minari_id = None
-    if minari:
-        from ractd.data.minari_io import write_minari
-
-        minari_id = f"ractd/{name}-v0"
-        write_minari(
-            minari_id,
-            dataset,
-            env_id,
-            ref_min_score=ref[0],
-            ref_max_score=ref[1],
-            algorithm_name="ractd D4RL-recipe generator (PPO behaviour policies)",
-            overwrite=True,
-        )
-
-    card = dataset_card(dataset, *ref)
-    write_json(out_dir / "card.json", card)
+    saved = save_generated_dataset(
+        out_dir,
+        name,
+        arrays,
+        metadata,
+        env_id=env_id,
+        ref=ref,
+        algorithm_name="ractd D4RL-recipe generator (PPO behaviour policies)",
+        minari=minari,
+    )
+    dataset, card = saved.dataset, saved.card
     returns = dataset.episode_returns()
     if level == "medium-expert":  # the medium half ends with an episode end (its stream's cut)
         n_medium = card["steps"] - card["steps"] // 2
@@ -250,8 +232,8 @@ def generate_locomotion(
     summary: dict[str, Any] = {
         "name": name,
         "env_id": env_id,
-        "hdf5": str(hdf5_path),
-        "minari_id": minari_id,
+        "hdf5": str(saved.hdf5),
+        "minari_id": saved.minari_id,
         "steps": card["steps"],
         "episodes": card["episodes"],
         "return_mean": card["return"]["mean"],
