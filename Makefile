@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	@# torch first, and only when absent: the exact pin resolves to the local CPU wheel here;
 	@# any other spec would pull GBs of CUDA packages from the registry.
 	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install "torch==2.13.0"
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -e ".[dev,generate]"
 	@touch $(STAMP)
 
 install: $(STAMP)

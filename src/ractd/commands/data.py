@@ -31,8 +31,16 @@ def generate(
     out: Path | None = typer.Option(None, "--out", help="Output folder (default: <data root>/NAME)."),
     minari: bool = typer.Option(True, "--minari/--no-minari", help="Also write Minari's ractd/NAME-v0."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    train_steps: int | None = typer.Option(
+        None, "--train-steps", min=1, help="Locomotion: PPO steps for the behaviour policies when none are "
+        "cached yet (default: 1M hopper, 2M walker2d/halfcheetah)."
+    ),
 ) -> None:
-    """Generate NAME by D4RL's recipe; write NAME.hdf5, a Minari dataset, card.json and returns.png."""
+    """Generate NAME by D4RL's recipe; write NAME.hdf5, a Minari dataset, card.json and returns.png.
+
+    Locomotion levels other than random train PPO behaviour policies once per env (cached in
+    <data root>/ENV-policies), which needs the generate extra: pip install 'ractd[generate]'.
+    """
     from ractd.envs.registry import get_task
     from ractd.paths import data_root
 
@@ -52,8 +60,15 @@ def generate(
         summary = generate_maze2d(name, out_dir, seed=seed, steps=steps, progress=progress, minari=minari)
     elif name.split("-")[0] in LOCOMOTION_ROBOTS:
         from ractd.data.generate.locomotion import generate_locomotion
+        from ractd.data.generate.ppo import MissingExtraError
 
-        summary = generate_locomotion(name, out_dir, seed, steps, progress=progress, minari=minari)
+        try:
+            summary = generate_locomotion(
+                name, out_dir, seed, steps, progress=progress, minari=minari, train_steps=train_steps
+            )
+        except MissingExtraError as e:  # training PPO needs the generate extra: one line, no traceback
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(code=1) from None
     else:  # pragma: no cover - every registered dataset is one of the two kinds
         raise typer.BadParameter(f"no generator for {name!r}", param_hint="NAME")
     _print_summary(summary)

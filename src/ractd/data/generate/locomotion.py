@@ -186,7 +186,7 @@ def generate_locomotion(
     manifest: dict[str, Any] | None = None
     t_train = time.perf_counter()
     if level != "random":
-        manifest = train_behaviour_policies(env_id, policy_dir, seed, train_steps, progress=progress)
+        manifest = train_behaviour_policies(env_id, policy_dir, seed, train_steps, progress=progress, dataset=name)
     train_seconds = time.perf_counter() - t_train
 
     t_rollout = time.perf_counter()

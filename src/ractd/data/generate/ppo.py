@@ -1,4 +1,4 @@
-"""Behaviour policies by PPO (stable-baselines3): train once per env, cache, read back.
+"""Behaviour policies by PPO (stable-baselines3, an optional extra): train once per env, cache, read back.
 
 The D4RL locomotion recipe (Fu et al. 2020, §5) needs three behaviour sources per environment: a random
 policy, a "medium" policy stopped at about one third of the expert's return, and the converged "expert"
@@ -28,6 +28,8 @@ from ractd.data.generate.rollout import evaluate_returns
 from ractd.data.generate.save import package_versions
 from ractd.data.generate.stream import RecordTransitions, TrajectoryStream, write_stream
 from ractd.io import atomic_path, read_json, write_json
+
+INSTALL_HINT = "pip install 'ractd[generate]'"
 
 # PPO settings per environment. Hopper: SB3 defaults (measured here to reach ~3,500). Walker2d and
 # HalfCheetah: the tuned rl-baselines3-zoo hyperparameters for the v3/v4 MuJoCo envs (hyperparams/ppo.yml),
@@ -84,6 +86,25 @@ PPO_SETTINGS: dict[str, dict[str, Any]] = {
 MANIFEST = "policies.json"
 STREAM = "training_stream.hdf5"
 CURVE = "training_curve.csv"
+
+
+class MissingExtraError(ImportError):
+    """A package of the optional `generate` extra is not installed; the one-line message says which and why."""
+
+
+def require_training_packages(needed_for: str, progress: bool) -> None:
+    """Raise MissingExtraError unless stable-baselines3 (and tqdm, for its progress bar) can be imported."""
+    import importlib
+
+    packages = {"stable_baselines3": "stable-baselines3"} | ({"tqdm": "tqdm"} if progress else {})
+    for module, package in packages.items():
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            raise MissingExtraError(
+                f"{needed_for} needs {package} to train its PPO behaviour policies; install it with: "
+                f"{INSTALL_HINT}"
+            ) from None
 
 
 @dataclass
@@ -151,13 +172,16 @@ def train_behaviour_policies(
     ppo_overrides: dict[str, Any] | None = None,
     progress: bool = True,
     log: Any = print,
+    dataset: str | None = None,
 ) -> dict[str, Any]:
     """Train PPO on `env_id` once and cache medium/expert policies and the learner's stream in `policy_dir`.
 
     If `policy_dir/policies.json` exists the cached run is returned (an explicit `total_steps` that
     differs from the cached run is an error, not a silent retrain). Returns the manifest dict.
     `ppo_overrides` replace entries of `PPO_SETTINGS[env_id]["ppo"]` (SB3 PPO keyword arguments).
-    Deterministic given `seed` (PPO seed, env seeds, torch single-threaded).
+    Deterministic given `seed` (PPO seed, env seeds, torch single-threaded). Training needs the
+    `generate` extra; without it a MissingExtraError names `dataset` (the dataset that asked for the
+    policies, default `env_id`) and the install command. A cached run needs nothing extra.
     """
     policy_dir = Path(policy_dir)
     manifest_path = policy_dir / MANIFEST
@@ -171,6 +195,7 @@ def train_behaviour_policies(
         return manifest
     if env_id not in PPO_SETTINGS:
         raise KeyError(f"no PPO settings for {env_id!r}; known: {sorted(PPO_SETTINGS)}")
+    require_training_packages(f"dataset {dataset}" if dataset else env_id, progress)
     import torch
     from stable_baselines3 import PPO
     from stable_baselines3.common.monitor import Monitor
