@@ -14,7 +14,7 @@ from ractd.data.dataset import OfflineDataset
 from ractd.data.generate.locomotion import generate_locomotion, parse_locomotion_name, truncate_steps
 from ractd.data.generate.policies import GaussianMLPPolicy, UniformRandomPolicy
 from ractd.data.generate.ppo import Snapshot, load_behaviour_policy, select_snapshots, train_behaviour_policies
-from ractd.data.generate.rollout import episode_returns, rollout_transitions
+from ractd.data.generate.rollout import rollout_transitions
 from ractd.data.generate.stream import replay_until
 
 ENV = "Hopper-v5"
@@ -128,13 +128,6 @@ def test_rollouts_are_deterministic_given_the_seed() -> None:
     for k in a:
         np.testing.assert_array_equal(a[k], b[k])
     assert not np.array_equal(a["actions"], c["actions"])
-
-
-def test_episode_returns_hand_computed() -> None:
-    r = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
-    term = np.array([False, True, False, False, False])
-    tout = np.array([False, False, False, True, False])
-    np.testing.assert_array_equal(episode_returns(r, term, tout), [3.0, 7.0, 5.0])
 
 
 def test_replay_until_cuts_running_episodes_with_a_timeout() -> None:

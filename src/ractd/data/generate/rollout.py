@@ -1,4 +1,4 @@
-"""Batched rollouts of a behaviour policy in D4RL layout, and episode returns of a policy or a stream."""
+"""Batched rollouts of a behaviour policy: transitions in D4RL layout, or the returns of whole episodes."""
 
 from __future__ import annotations
 
@@ -93,16 +93,6 @@ def rollout_transitions(
         if not buf["terminals"][i, last]:
             buf["timeouts"][i, last] = True
     return {k: np.concatenate([v[i, : budgets[i]] for i in range(n)]) for k, v in buf.items()}
-
-
-def episode_returns(rewards: np.ndarray, terminals: np.ndarray, timeouts: np.ndarray) -> np.ndarray:
-    """Σ r over each episode of a flat D4RL stream (an episode closes at terminal | timeout)."""
-    ends = np.flatnonzero(np.asarray(terminals) | np.asarray(timeouts))
-    if len(ends) == 0 or ends[-1] != len(rewards) - 1:
-        ends = np.append(ends, len(rewards) - 1)
-    cumulative = np.concatenate([[0.0], np.cumsum(np.asarray(rewards, np.float64))])
-    starts = np.concatenate([[0], ends[:-1] + 1])
-    return cumulative[ends + 1] - cumulative[starts]
 
 
 def evaluate_returns(env_id: str, policy: Policy, episodes: int, seed: int | Sequence[int]) -> np.ndarray:
