@@ -15,6 +15,7 @@ from ractd.config import (
     merge,
     parse_override,
     to_dict,
+    upgrade_config_dict,
 )
 from ractd.presets import preset
 
@@ -135,7 +136,7 @@ def test_a_literal_violation_lists_the_allowed_values(cpu_hopper, override, fiel
     ("teacher.unet.mid_dropout=1.0", ["unet.mid_dropout"]),
     ("student.ctm.reward_weight=-1", ["student.ctm", "reward_weight"]),
     ("student.ctm.target_decay=1", ["student.ctm", "target_decay"]),
-    ("student.ctm.edm.sigma_max=0.01", ["student.ctm.edm", "sigma_max"]),
+    ("teacher.edm.sigma_max=0.01", ["teacher.edm", "sigma_max"]),
     ("teacher.train.lr=0", ["teacher.train", "lr"]),
     ("reward.train.betas=[0.9]", ["reward.train", "betas"]),
     ('student.train.export="ema"', ["student.train", "export", "ema"]),  # the student has no EMA to export
@@ -285,3 +286,54 @@ def test_from_dict_accepts_a_dataclass_and_merge_is_recursive():
     d = DataConfig(horizon=32, n_obs_steps=2)
     assert from_dict(DataConfig, d) == d
     assert merge({"a": {"b": 1, "c": 2}, "d": 0}, {"a": {"c": 3}}) == {"a": {"b": 1, "c": 3}, "d": 0}
+
+
+# ---------------------------------------------------------------------------------------------- retired keys
+
+RETIRED = {"eval": {"episodes": 100, "max_parallel": 100, "legacy_running_max": False},
+           "inverse_dynamics": {"enabled": True}}
+
+
+def test_retired_keys_are_unknown_to_the_strict_parser():
+    for section, keys in RETIRED.items():
+        for key, value in keys.items():
+            msg = str(pytest.raises(ValueError, from_dict, RunConfig, {section: {key: value}}).value)
+            assert msg.startswith(f"{section}.{key}: unknown key")
+
+
+def test_an_old_saved_config_loads_after_the_upgrade(cpu_hopper):
+    """What an older ractd wrote into config.json: the current dict plus the retired keys."""
+    old = merge(to_dict(cpu_hopper), RETIRED)
+    snapshot = json.dumps(old)
+    assert from_dict(RunConfig, upgrade_config_dict(old)) == cpu_hopper
+    assert json.dumps(old) == snapshot  # the input is not modified
+
+
+@pytest.mark.parametrize("d", [{}, {"seed": 3}, {"eval": {"seed": 1}}, {"eval": 3}, {"inverse_dynamics": None}])
+def test_the_upgrade_leaves_everything_else_as_it_is(d):
+    assert upgrade_config_dict(d) == d
+    assert upgrade_config_dict(None) is None
+
+
+def test_an_old_saved_config_is_still_a_valid_config_file(tmp_path):
+    from ractd.presets import resolve_config
+
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(merge(resolve_config("maze2d-umaze", "cpu", ["seed=2"]).to_dict(), RETIRED)))
+    assert resolve_config("maze2d-umaze", "cpu", config_file=str(path)) == resolve_config(
+        "maze2d-umaze", "cpu", ["seed=2"])
+    with pytest.raises(ValueError, match=r"^eval\.max_parallel: unknown key"):  # not on the command line
+        resolve_config("maze2d-umaze", "cpu", ["eval.max_parallel=4"])
+
+
+def test_a_config_file_that_is_not_an_object_is_refused(tmp_path):
+    from ractd.presets import resolve_config
+
+    path = tmp_path / "list.json"
+    path.write_text("[1, 2]")
+    with pytest.raises(ValueError, match=r"the config file: expected a JSON object, got list"):
+        resolve_config("hopper-medium", "cpu", config_file=str(path))
+
+
+def test_eval_n_action_steps_must_be_positive(cpu_hopper):
+    assert config_error(cpu_hopper, "eval.n_action_steps=0") == "eval.n_action_steps must be >= 1, got 0"

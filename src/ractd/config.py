@@ -6,6 +6,7 @@ wrong types and impossible values fail before any work, naming the field (e.g. `
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -111,23 +112,27 @@ class StudentConfig:
 
 @dataclass
 class InverseDynamicsConfig:
-    enabled: bool = False  # Maze2d: a_t = f(s_t, s_{t+1}) as the paper describes (spec §8 item 13)
+    """Maze2d's optional controller a_t = f(s_t, s_{t+1}), as the paper describes (docs/algorithm.md §8 item 13).
+
+    Trained when its stage is run (`ractd train inverse-dynamics --task TASK`) and used by `ractd eval
+    --controller inverse_dynamics`; the config has no on/off switch.
+    """
+
     hidden: list[int] = field(default_factory=lambda: [256, 256])
     train: LoopConfig = _loop(epochs=20, batch_size=256, lr=1e-3, weight_decay=1e-4, warmup_steps=100, ema=False)
 
 
 @dataclass
 class EvalConfig:
-    episodes: int = 100
+    """How a trained planner acts. Episode counts and parallelism are arguments of `ractd evaluate`."""
+
     seed: int = 0
     n_action_steps: int = 1  # MuJoCo closed loop: execute this many actions per plan
     maze_controller: Literal["tracking", "inverse_dynamics"] = "tracking"
-    max_parallel: int = 100
-    legacy_running_max: bool = False
 
     def __post_init__(self) -> None:
-        if self.episodes < 1 or self.n_action_steps < 1 or self.max_parallel < 1:
-            raise ValueError("eval.episodes, eval.n_action_steps and eval.max_parallel must be >= 1")
+        if self.n_action_steps < 1:
+            raise ValueError(f"eval.n_action_steps must be >= 1, got {self.n_action_steps}")
 
 
 @dataclass
@@ -158,10 +163,39 @@ class RunConfig:
         return to_dict(self)
 
 
+# Keys an older ractd wrote into every config.json although no code read them: `eval.episodes`,
+# `eval.max_parallel` and `eval.legacy_running_max` (`ractd eval` takes them as options) and
+# `inverse_dynamics.enabled` (the stage is trained when it is run).
+RETIRED_KEYS = ("eval.episodes", "eval.max_parallel", "eval.legacy_running_max", "inverse_dynamics.enabled")
+
+
+def upgrade_config_dict(d: Any) -> Any:
+    """A saved RunConfig dict (e.g. an old run's config.json) without the `RETIRED_KEYS`, ready for `from_dict`.
+
+    Only keys that were never read are dropped, so the upgraded config describes the same run; every other key
+    still goes through the strict parser. The input is not modified; anything but a dict is returned as is.
+    """
+    if not isinstance(d, dict):
+        return d
+    out = copy.deepcopy(d)
+    for dotted in RETIRED_KEYS:
+        *parents, leaf = dotted.split(".")
+        node: Any = out
+        for key in parents:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(leaf, None)
+    return out
+
+
 def apply_overrides(cfg: RunConfig, overrides: list[str] | None = None, extra: dict | None = None) -> RunConfig:
-    """cfg → `extra` (e.g. a config file) → command-line overrides: the command line wins."""
+    """cfg → `extra` (e.g. a config file, an old run's config.json) → command-line overrides: the command line
+    wins. `extra` may contain the `RETIRED_KEYS`; a command-line override may not."""
     d = to_dict(cfg)
+    if extra is not None and not isinstance(extra, dict):
+        raise ValueError(f"the config file: expected a JSON object, got {type(extra).__name__}")
     if extra:
+        extra = upgrade_config_dict(extra)
         d = merge(d, extra)
         _refuse_derived_keys(extra, "the config file", d)
     for o in overrides or []:

@@ -58,7 +58,6 @@ def _maze_paper(task: str) -> dict[str, Any]:
         "student": {"ctm": {"reward_weight": REWARD_WEIGHT[task]}, "reward_aggregate": "sum_states",
                     "eval_every_epochs": 5, "top_k": 3,
                     "train": {"epochs": 400, "batch_size": student_batch, "weight_decay": 1e-6}},
-        "inverse_dynamics": {"enabled": True},
         "eval": {"maze_controller": "tracking"},
     }
 
