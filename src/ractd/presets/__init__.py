@@ -1,0 +1,135 @@
+"""Task presets as data: one JSON file per task, `{"paper": {...}, "cpu": {...}}`, read by one loader.
+
+Each size is a complete delta over the `RunConfig` defaults (docs/presets.md): the file is the whole preset,
+nothing here computes a value. The loader only adds what the file name and the size say (`task`, `size`, and
+`data.dataset` = the task name unless the file sets it) and parses with the strict `ractd.schema` parser, so a
+typo in a preset fails naming the file, the size and the field.
+
+Where presets come from, first match wins: the `preset_dirs` argument, then the directories in the environment
+variable `RACTD_PRESET_PATH` (separated like PATH), then the files shipped here. Adding a task = adding a
+`<task>.json` to one of them. A name that has no file (a user's D4RL file, any gymnasium env id) gets
+`generic.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..config import RunConfig, apply_overrides
+from ..schema import from_dict, merge
+
+SIZES = ("cpu", "paper")
+GENERIC = "generic"  # the file for any task without one of its own
+PRESET_PATH_ENV = "RACTD_PRESET_PATH"
+PACKAGE_DIR = Path(__file__).parent
+_FILE_KEYS = ("description", *SIZES)  # the top level of a preset file
+
+PresetDirs = Sequence[str | os.PathLike[str]] | None
+
+
+def search_path(preset_dirs: PresetDirs = None) -> list[Path]:
+    """Where presets are looked up, first match wins: `preset_dirs`, then `$RACTD_PRESET_PATH`, then the package."""
+    env = [p for p in os.environ.get(PRESET_PATH_ENV, "").split(os.pathsep) if p]
+    return [Path(p) for p in (*(preset_dirs or ()), *env)] + [PACKAGE_DIR]
+
+
+def task_names(preset_dirs: PresetDirs = None) -> list[str]:
+    """Every task with a preset file on the search path (sorted; `generic` is not a task)."""
+    names = {p.stem for d in search_path(preset_dirs) if d.is_dir() for p in d.glob("*.json")}
+    return sorted(names - {GENERIC})
+
+
+def preset_file(task: str, preset_dirs: PresetDirs = None) -> Path | None:
+    """The file that defines `task`, or None (then the task gets the generic preset)."""
+    if not task or Path(task).name != task or task.startswith("."):
+        return None  # a path (e.g. a D4RL file given as the task) is never a preset name
+    for d in search_path(preset_dirs):
+        path = d / f"{task}.json"
+        if path.is_file():
+            return path
+    return None
+
+
+def read_preset_file(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
+    """The sizes of one preset file, checked for shape (the values are checked when a size is built)."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: cannot read preset ({e})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a preset is a JSON object with the keys {list(SIZES)}")
+    unknown = [k for k in data if k not in _FILE_KEYS]
+    missing = [s for s in SIZES if s not in data]
+    if unknown or missing:
+        raise ValueError(f"{path}: a preset has one object per size {list(SIZES)} and an optional 'description'"
+                         + (f"; unknown: {unknown}" if unknown else "") + (f"; missing: {missing}" if missing else ""))
+    for size in SIZES:
+        delta = data[size]
+        if not isinstance(delta, dict):
+            raise ValueError(f"{path} [{size}]: expected an object, got {type(delta).__name__}")
+        fixed = [k for k in ("task", "size") if k in delta]
+        if fixed:
+            raise ValueError(f"{path} [{size}]: remove {fixed}: the task is the file name and the size the "
+                             "object's key")
+    return {size: data[size] for size in SIZES}
+
+
+def _build(path: Path, task: str, size: str, dataset: str = "") -> RunConfig:
+    delta = read_preset_file(path)[size]
+    fixed: dict[str, Any] = {"task": task, "size": size}
+    data = delta.get("data")
+    if dataset or not (isinstance(data, dict) and data.get("dataset")):
+        fixed["data"] = {"dataset": dataset or task}
+    try:
+        return from_dict(RunConfig, merge(delta, fixed))
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{path} [{size}]: {e}") from None
+
+
+def _check_size(size: str) -> None:
+    if size not in SIZES:
+        raise ValueError(f"size must be one of {SIZES}, got {size!r}")
+
+
+def preset(task: str, size: str = "cpu", preset_dirs: PresetDirs = None) -> RunConfig:
+    """The preset of `task` at `size`; a task without a preset file gets the generic one."""
+    _check_size(size)
+    path = preset_file(task, preset_dirs)
+    if path is None:
+        return generic_preset(task, size, preset_dirs=preset_dirs)
+    return _build(path, task, size)
+
+
+def generic_preset(task: str, size: str = "cpu", dataset: str = "", preset_dirs: PresetDirs = None) -> RunConfig:
+    """`generic.json` for any dataset + gymnasium env id: `task` names the env, `dataset` (default: `task`)
+    the data."""
+    _check_size(size)
+    path = preset_file(GENERIC, preset_dirs)
+    if path is None:  # only if the package is broken
+        raise ValueError(f"no {GENERIC}.json on the preset path {[str(p) for p in search_path(preset_dirs)]}")
+    return _build(path, task, size, dataset)
+
+
+def resolve_config(task: str, size: str = "cpu", overrides: list[str] | None = None,
+                   config_file: str | None = None, preset_dirs: PresetDirs = None) -> RunConfig:
+    """Preset → optional JSON config file → command-line overrides, validated at every layer."""
+    cfg = preset(task, size, preset_dirs)
+    extra = None
+    if config_file:
+        try:
+            extra = json.loads(Path(config_file).read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise ValueError(f"{config_file}: cannot read config ({e})") from None
+    return apply_overrides(cfg, overrides, extra)
+
+
+# The shipped tasks (docs/presets.md), whatever $RACTD_PRESET_PATH says; `task_names()` includes added ones.
+TASKS = sorted(p.stem for p in PACKAGE_DIR.glob("*.json") if p.stem != GENERIC)
+
+__all__ = ["GENERIC", "PACKAGE_DIR", "PRESET_PATH_ENV", "SIZES", "TASKS", "generic_preset", "preset",
+           "preset_file", "read_preset_file", "resolve_config", "search_path", "task_names"]
