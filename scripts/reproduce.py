@@ -42,10 +42,10 @@ def run_section(section: str, episodes: int, teacher_episodes: int) -> None:
     from ractd.envs import get_task, make_env
     from ractd.evaluate import evaluate
     from ractd.io import read_json
-    from ractd.pipeline import train_stage
     from ractd.planning import PlannerPolicy, load_planner
     from ractd.presets import resolve_config
     from ractd.quickstart import batch1_latency_ms
+    from ractd.stages import train_stage
 
     task = task_of(section)
     runs = OUT / "runs" / task

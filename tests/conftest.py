@@ -37,8 +37,8 @@ def data_root(tmp_path_factory) -> Path:
 def tiny_maze_runs(data_root, tmp_path_factory) -> Path:
     """maze2d-umaze: a 6,000-step generated dataset and tiny teacher, reward, student, inverse-dynamics runs."""
     from ractd.data.generate.maze2d import generate_maze2d
-    from ractd.pipeline import train_stage
     from ractd.presets import resolve_config
+    from ractd.stages import train_stage
 
     generate_maze2d("maze2d-umaze", data_root / "maze2d-umaze", seed=0, steps=6000, progress=False, minari=False)
     cfg = resolve_config("maze2d-umaze", "cpu", TINY + ["data.horizon=16", "data.windows_per_epoch=128"])
@@ -52,8 +52,8 @@ def tiny_maze_runs(data_root, tmp_path_factory) -> Path:
 def tiny_hopper_runs(data_root, tmp_path_factory) -> Path:
     """hopper-random: a 3,000-step random-policy dataset and tiny teacher, reward, student runs."""
     from ractd.data.generate.locomotion import generate_locomotion
-    from ractd.pipeline import train_stage
     from ractd.presets import resolve_config
+    from ractd.stages import train_stage
 
     generate_locomotion("hopper-random", data_root / "hopper-random", seed=0, steps=3000, progress=False,
                         minari=False)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from rich.console import Console
 
+from ractd.artifact import ArtifactError
 from ractd.bench import (
     FORWARD,
     BenchSettings,
@@ -27,7 +28,7 @@ from ractd.bench import (
 )
 from ractd.config import RunConfig, apply_overrides, from_dict
 from ractd.io import read_json
-from ractd.pipeline import ArtifactError, train_stage
+from ractd.stages import train_stage
 
 FAST = dict(repeats=3, warmup=1, progress=False)
 

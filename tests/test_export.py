@@ -11,8 +11,8 @@ import onnxruntime as ort
 import pytest
 from onnx import numpy_helper
 
+from ractd.artifact import ArtifactError, load_artifact
 from ractd.export import OnnxMismatchError, check_onnx, export_command, export_onnx, random_observations
-from ractd.pipeline import ArtifactError, load_artifact
 
 ATOL = 1e-4
 

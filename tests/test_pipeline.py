@@ -15,20 +15,14 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from ractd.artifact import ArtifactError, build_network, check_compatible, load_artifact
 from ractd.config import RunConfig, apply_overrides, from_dict
 from ractd.diffusion import ctm_g, ctm_jump, edm_denoise
 from ractd.io import read_json
 from ractd.nn import insert_zero_time_columns
-from ractd.pipeline import (
-    ArtifactError,
-    build_network,
-    check_compatible,
-    load_artifact,
-    prepare_data,
-    stage_windows,
-    train_stage,
-)
+from ractd.prepare import prepare_data, stage_windows
 from ractd.presets import resolve_config
+from ractd.stages import train_stage
 from ractd.train.objectives import reward_inputs
 from tests.conftest import TINY
 
@@ -181,11 +175,12 @@ def test_a_teacher_of_other_dimensions_gives_one_clear_error(tiny_maze_runs, tin
     prep = prepare_data(resolve_config("maze2d-umaze", "cpu", MAZE_OVERRIDES))
     hopper_teacher = load_artifact(tiny_hopper_runs / "teacher")
     with pytest.raises(ArtifactError) as info:
-        check_compatible(hopper_teacher, prep, "teacher")
+        check_compatible(hopper_teacher, prep.obs_dim, prep.act_dim, prep.normalizers, "teacher")
     msg = str(info.value)
     assert str(tiny_hopper_runs / "teacher") in msg
     assert "obs_dim=11, act_dim=3" in msg and "obs_dim=4, act_dim=2" in msg
-    check_compatible(load_artifact(tiny_maze_runs / "teacher"), prep, "teacher")  # the matching one passes
+    check_compatible(load_artifact(tiny_maze_runs / "teacher"), prep.obs_dim, prep.act_dim, prep.normalizers,
+                     "teacher")  # the matching one passes
 
 
 def test_a_student_refuses_a_teacher_trained_on_another_task_before_writing_anything(
@@ -204,7 +199,7 @@ def test_a_normalizer_mismatch_is_refused(tiny_hopper_runs, tmp_path):
     teacher = load_artifact(tiny_hopper_runs / "teacher")
     assert (prep.obs_dim, prep.act_dim) == (teacher.obs_dim, teacher.act_dim)
     with pytest.raises(ArtifactError, match="the teacher's normalizer differs from this dataset's"):
-        check_compatible(teacher, prep, "teacher")
+        check_compatible(teacher, prep.obs_dim, prep.act_dim, prep.normalizers, "teacher")
     for stage in ("teacher", "reward"):
         shutil.copytree(tiny_hopper_runs / stage, tmp_path / stage)
     with pytest.raises(ArtifactError, match="normalizer differs"):
@@ -243,18 +238,19 @@ def test_the_student_starts_as_the_teacher(tiny_hopper_runs, tmp_path, monkeypat
     objective = captured_objective(monkeypatch, cfg, "student", tmp_path)
     teacher = load_artifact(tiny_hopper_runs / "teacher", weights="model" if teacher_weights == "online" else "ema")
     for k, v in teacher.net.state_dict().items():  # the teacher the student distils is the requested one
-        assert torch.equal(objective.teacher.state_dict()[k], v)
+        assert torch.equal(objective.teacher.net.state_dict()[k], v)
 
     # the same map, from the pipeline pieces
     built = build_network(cfg, "student", teacher.obs_dim, teacher.act_dim)
     built.load_state_dict(insert_zero_time_columns(teacher.net.state_dict(), cfg.teacher.unet.time_embed_dim))
-    e = cfg.student.ctm.edm
+    e = teacher.denoiser.edm
+    assert objective.edm == e == cfg.teacher.edm
     g = torch.Generator().manual_seed(0)
     x, cond = torch.randn(4, 16, 3, generator=g), torch.randn(4, 11, generator=g)
     t = torch.tensor([80.0, 5.0, 0.5, 0.05])
     with torch.no_grad():
         d = edm_denoise(teacher.net, x, t, cond, e)
-        for student in (objective.net.eval(), built.eval(), objective.target.eval()):
+        for student in (objective.net.eval(), built.eval(), objective.target.net.eval()):
             for s in (torch.full((4,), e.sigma_min), t / 2, t):
                 torch.testing.assert_close(ctm_g(student, x, t, s, cond, e), d, rtol=1e-5, atol=1e-6)
                 r = (s / t)[:, None, None]

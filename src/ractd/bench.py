@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from .artifact import Artifact, ArtifactError, build_network, load_artifact
 from .config import RunConfig
-from .pipeline import Artifact, ArtifactError, build_network, load_artifact
 from .planning import Planner
 
 GOAL_SPEEDUP = 150.0  # student (NFE 1) vs teacher (Heun, 158 NFE) per action (issue 5)
@@ -406,8 +406,8 @@ def untrained_artifacts(cfg: RunConfig, obs_dim: int | None = None, act_dim: int
     for stage in ("student", "teacher"):
         net = build_network(cfg, stage, obs_dim, act_dim).eval()
         key = stage if stage == "student" or cfg.teacher.kind == "edm" else "ddim"
-        arts[key] = Artifact(Path(f"<untrained {cfg.task} {cfg.size} {stage}>"), stage, cfg, net, norms,
-                             obs_dim, act_dim, {})
+        arts[key] = Artifact.from_parts(Path(f"<untrained {cfg.task} {cfg.size} {stage}>"), stage, cfg, net, norms,
+                                        obs_dim, act_dim)
     return arts
 
 

@@ -37,9 +37,10 @@ def _train(stage: str, task: str, size: str | None, overrides: list[str], config
            name: str | None, device: str | None, seed: int | None, dataset: str | None, resume: bool,
            threads: int) -> None:
     _threads(threads)
+    from .artifact import ArtifactError
     from .data import DatasetError
-    from .pipeline import ArtifactError, train_stage
     from .presets import resolve_config
+    from .stages import train_stage
 
     size = size or ("cpu" if not _has_gpu() else "paper")
     extra = list(overrides)
@@ -108,9 +109,9 @@ def eval_command(
 ) -> None:
     """Seeded, vectorized evaluation: true return Σ r_t, D4RL normalized score ×100, mean ± SE."""
     _threads(threads)
+    from .artifact import ArtifactError
     from .envs import get_task, make_env
     from .evaluate import evaluate
-    from .pipeline import ArtifactError
     from .planning import PlannerPolicy, load_planner
 
     try:

@@ -1,4 +1,4 @@
-"""ONNX export of the one-step student planner, normalization included (spec §5, issue 5 "Export").
+"""ONNX export of the one-step student planner, normalization included (docs/algorithm.md §5).
 
 The exported graph is the whole `Planner(sampler="one_step").plan` path, in environment units:
 
@@ -33,51 +33,27 @@ import numpy as np
 import torch
 from torch import nn
 
-from .data.normalizer import MinMaxNormalizer
-from .diffusion import ctm_jump
-from .pipeline import Artifact, ArtifactError, load_artifact
-
-GOAL_DIM = 2  # Maze2d goal (x, y), zero-padded to a goal state [g_x, g_y, 0, 0] (spec §6.2)
-
-
-class Normalize(nn.Module):
-    """A `MinMaxNormalizer` as module buffers: norm(x) = x·scale + offset, x = (y − offset)/scale (spec §1.5).
-
-    Buffers, not the normalizer's own tensor cache: tracing must see real constants, and a dynamo export must
-    not leave fake tensors behind in a cache shared with the loaded artifact.
-    """
-
-    def __init__(self, normalizer: MinMaxNormalizer):
-        super().__init__()
-        self.register_buffer("scale", torch.as_tensor(normalizer.scale, dtype=torch.float32))
-        self.register_buffer("offset", torch.as_tensor(normalizer.offset, dtype=torch.float32))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.scale + self.offset
-
-    def inverse(self, y: torch.Tensor) -> torch.Tensor:
-        return (y - self.offset) / self.scale
+from .artifact import Artifact, ArtifactError, load_artifact
+from .planning.core import GOAL_DIM, PlanCore
 
 
 class OneStepPlanner(nn.Module):
-    """The one-step student planner as a pure, traceable function (observations, noise[, goal]) → plan[, action]."""
+    """The one-step student planner as a pure, traceable function (observations, noise[, goal]) → plan[, action].
+
+    A thin wrapper over the planner's own `PlanCore` (the module `Planner` calls), adding the closed-loop action
+    output and the ONNX input/output names.
+    """
 
     def __init__(self, art: Artifact, goal_dim: int = GOAL_DIM):
         super().__init__()
         if art.stage != "student":
             raise ArtifactError(f"{art.path}: ONNX export needs a student run (one-step planner), this is a "
                                 f"{art.stage} run")
-        d = art.config.data
-        self.net = art.net.eval()
-        self.obs_norm = Normalize(art.normalizers["observations"])
-        self.x_norm = Normalize(art.normalizers[d.x_key])
-        self.ctm = art.config.student.ctm
-        self.cond_kind, self.x_key, self.n_obs_steps, self.horizon = d.cond, d.x_key, d.n_obs_steps, d.horizon
-        self.obs_dim = art.obs_dim
-        self.x_dim = art.act_dim if d.x_key == "actions" else art.obs_dim
-        self.goal_dim = goal_dim
-        if self.cond_kind == "first_last" and not 0 < goal_dim <= art.obs_dim:
-            raise ValueError(f"goal_dim must be in 1..obs_dim={art.obs_dim}, got {goal_dim}")
+        self.core = PlanCore(art, goal_dim).eval()
+        self.cond_kind, self.x_key, self.n_obs_steps = self.core.cond_kind, self.core.x_key, self.core.n_obs_steps
+        self.horizon, self.obs_dim, self.x_dim, self.goal_dim = (self.core.horizon, self.core.obs_dim,
+                                                                  self.core.x_dim, goal_dim)
+        self.init_noise_scale = self.core.denoiser.edm.init_noise_scale
 
     @property
     def input_names(self) -> list[str]:
@@ -87,21 +63,9 @@ class OneStepPlanner(nn.Module):
     def output_names(self) -> list[str]:
         return ["plan", "action"] if self.x_key == "actions" else ["plan"]
 
-    def condition(self, observations: torch.Tensor, goal: torch.Tensor | None) -> torch.Tensor:
-        """c = norm(s_{n−To+1..n}) flattened, or (norm(s_0), norm([goal, 0…])) — as `Planner.condition` (spec §1.6)."""
-        if self.cond_kind == "history":
-            return self.obs_norm(observations).flatten(1)
-        goal_state = torch.cat([goal, torch.zeros_like(observations[:, self.goal_dim:])], dim=-1)
-        return torch.cat([self.obs_norm(observations), self.obs_norm(goal_state)], dim=-1)
-
     def forward(self, observations: torch.Tensor, noise: torch.Tensor, goal: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, ...]:
-        e = self.ctm.edm
-        cond = self.condition(observations, goal)
-        ones = torch.ones_like(noise[:, 0, 0])
-        # x̂ = G_θ(x_T, T, σ_min), x_T = init_noise_scale·ε (spec §5, as `one_step_sample`)
-        x = ctm_jump(self.net, self.ctm.init_noise_scale * noise, e.sigma_max * ones, e.sigma_min * ones, cond, e)
-        plan = self.x_norm.inverse(x.clamp(-1, 1))
+        plan = self.core(observations, noise, goal)  # x̂ = G_θ(x_T, σ_max, σ_min), x_T = init_noise_scale·ε (§5)
         if self.x_key == "actions":
             return plan, plan[:, self.n_obs_steps - 1]
         return (plan,)
@@ -123,7 +87,7 @@ class OneStepPlanner(nn.Module):
             "x_key": self.x_key, "cond": self.cond_kind, "n_obs_steps": str(self.n_obs_steps),
             "horizon": str(self.horizon), "obs_dim": str(self.obs_dim), "x_dim": str(self.x_dim),
             "goal_dim": str(self.goal_dim) if self.cond_kind == "first_last" else "",
-            "init_noise_scale": repr(self.ctm.init_noise_scale),
+            "init_noise_scale": repr(self.init_noise_scale),
             "inputs": json.dumps(self.input_names), "outputs": json.dumps(self.output_names),
             "noise": "standard normal epsilon of shape (B, horizon, x_dim); scaled by init_noise_scale inside",
         }

@@ -77,9 +77,9 @@ def run_quickstart(task: str = "maze2d-umaze", out: str | Path = "results/quicks
     from .envs import get_task, make_env
     from .evaluate import evaluate
     from .evaluate.plots import plot_learning_curves, plot_return_histograms
-    from .pipeline import train_stage
     from .planning import PlannerPolicy, load_planner
     from .presets import resolve_config
+    from .stages import train_stage
 
     console = console or Console()
     t0 = time.perf_counter()

@@ -18,9 +18,10 @@ import torch
 
 from .diffusion import (
     CTMConfig,
+    CTMDenoiser,
     EDMConfig,
+    EDMDenoiser,
     ctm_jump,
-    edm_denoise,
     edm_loss,
     heun_nfe,
     karras_sigmas,
@@ -31,6 +32,7 @@ from .diffusion import (
     update_target,
 )
 from .nn import ConditionalUnet1D, insert_zero_time_columns
+from .progress import progress_bar
 
 
 @dataclass
@@ -54,9 +56,9 @@ class ToyConfig:
     reward_on: str = "one_step"
     n_eval: int = 500
     seed: int = 0
-    # σ_max start: the toy measures mode *mass*, which needs full-variance noise (spec §8 item 6).
-    init_noise_scale: float = 80.0
-    edm: EDMConfig = field(default_factory=EDMConfig)
+    # σ_max start (init_noise_scale = 80): the toy measures mode *mass*, which needs full-variance noise
+    # (docs/algorithm.md §8 item 6).
+    edm: EDMConfig = field(default_factory=lambda: EDMConfig(init_noise_scale=80.0))
 
 
 def mode_template(horizon: int, sign: float) -> torch.Tensor:
@@ -104,7 +106,7 @@ def train_teacher(data: torch.Tensor, cfg: ToyConfig, generator: torch.Generator
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.teacher_steps)
     for _ in range(cfg.teacher_steps):
         batch = data[torch.randint(0, len(data), (cfg.batch_size,), generator=generator)]
-        loss = edm_loss(net, batch, None, cfg.edm, generator)
+        loss = edm_loss(EDMDenoiser(net, cfg.edm), batch, None, generator)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -123,17 +125,16 @@ def train_student(
     teacher: ConditionalUnet1D, data: torch.Tensor, cfg: ToyConfig, reward_weight: float, generator: torch.Generator
 ) -> ConditionalUnet1D:
     """CTM student (σ_r = 0) or RACTD student (σ_r > 0): α·L_CTM + β·L_DSM + σ_r·L_reward (spec §4.8)."""
-    ctm_cfg = CTMConfig(
-        edm=cfg.edm, reward_weight=reward_weight, init_noise_scale=cfg.init_noise_scale,
-        ode_steps_max=cfg.ode_steps_max, dsm_on=cfg.dsm_on, reward_on=cfg.reward_on,
-    )
+    ctm_cfg = CTMConfig(reward_weight=reward_weight, ode_steps_max=cfg.ode_steps_max, dsm_on=cfg.dsm_on,
+                        reward_on=cfg.reward_on)
     student = warm_started_student(teacher, cfg)
     target = copy.deepcopy(student).requires_grad_(False)
     teacher.requires_grad_(False)
     opt = torch.optim.Adam(student.parameters(), lr=cfg.student_lr)
     for _ in range(cfg.student_steps):
         batch = data[torch.randint(0, len(data), (cfg.batch_size,), generator=generator)]
-        losses = ractd_loss(student, target, teacher, batch, None, ctm_cfg, toy_reward, generator)
+        losses = ractd_loss(CTMDenoiser(student, cfg.edm), CTMDenoiser(target, cfg.edm), EDMDenoiser(teacher, cfg.edm),
+                            batch, None, ctm_cfg, toy_reward, generator)
         opt.zero_grad(set_to_none=True)
         losses.total.backward()
         opt.step()
@@ -165,44 +166,39 @@ def evaluate_toy(
     e = cfg.edm
     rows = [ToyRow("dataset", 0, mode_a_mass(data), 0.0, 0.0)]
     with torch.no_grad():
-        x_T = cfg.init_noise_scale * torch.randn(shape, generator=g)
-        x, ms = _timed(lambda: sample_heun(lambda x, s: edm_denoise(teacher, x, s, None, e, clamp=True), x_T,
-                                            karras_sigmas(e)))
+        x_T = e.init_noise_scale * torch.randn(shape, generator=g)
+        x, ms = _timed(lambda: sample_heun(EDMDenoiser(teacher, e), x_T, karras_sigmas(e), {"clamp": True}))
         rows.append(ToyRow("teacher Heun", heun_nfe(e.n_levels), mode_a_mass(x), distance_to_data(x, data),
                            ms / cfg.n_eval))
-        ctm_cfg = CTMConfig(edm=e, init_noise_scale=cfg.init_noise_scale)
         for name, student in students.items():
             def jump(x, t, s, net=student):
                 return ctm_jump(net, x, t, s, None, e)
 
-            x, ms = _timed(lambda jump=jump: one_step_sample(jump, shape, ctm_cfg, g))
+            x, ms = _timed(lambda jump=jump: one_step_sample(jump, shape, e, g))
             rows.append(ToyRow(f"{name} one-step", 1, mode_a_mass(x), distance_to_data(x, data), ms / cfg.n_eval))
-            x, ms = _timed(lambda jump=jump: multistep_sample(jump, shape, [1.0], ctm_cfg, g))
+            x, ms = _timed(lambda jump=jump: multistep_sample(jump, shape, [1.0], e, g))
             rows.append(ToyRow(f"{name} two-step", 2, mode_a_mass(x), distance_to_data(x, data), ms / cfg.n_eval))
     return rows
 
 
 def run_toy(cfg: ToyConfig | None = None, progress: bool = True) -> tuple[list[ToyRow], dict[str, float]]:
     """Train teacher, CTD student and RACTD student; return the evaluation rows and stage wall times (s)."""
-    from rich.progress import Progress
-
     cfg = cfg or ToyConfig()
     torch.manual_seed(cfg.seed)
     g = torch.Generator().manual_seed(cfg.seed)
     data, _ = two_mode_dataset(cfg.n_data, cfg, g)
     times: dict[str, float] = {}
-    with Progress(disable=not progress, transient=True) as bar:
-        task = bar.add_task("toy: teacher (EDM)", total=3)
+    with progress_bar("toy: teacher (EDM)", total=3, enabled=progress, transient=True) as bar:
         start = time.perf_counter()
         teacher = train_teacher(data, cfg, g)
         times["teacher"] = time.perf_counter() - start
-        bar.update(task, advance=1, description="toy: CTD student (σ_r = 0)")
+        bar.update(advance=1, description="toy: CTD student (σ_r = 0)")
         start = time.perf_counter()
         ctd = train_student(teacher, data, cfg, 0.0, g)
         times["ctd"] = time.perf_counter() - start
-        bar.update(task, advance=1, description=f"toy: RACTD student (σ_r = {cfg.reward_weight})")
+        bar.update(advance=1, description=f"toy: RACTD student (σ_r = {cfg.reward_weight})")
         start = time.perf_counter()
         ractd = train_student(teacher, data, cfg, cfg.reward_weight, g)
         times["ractd"] = time.perf_counter() - start
-        bar.update(task, advance=1)
+        bar.advance()
     return evaluate_toy(teacher, {"CTD": ctd, "RACTD": ractd}, data, cfg), times

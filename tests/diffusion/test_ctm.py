@@ -11,7 +11,9 @@ from torch import nn
 import ractd.diffusion.ctm as ctm_module
 from ractd.diffusion import (
     CTMConfig,
+    CTMDenoiser,
     EDMConfig,
+    EDMDenoiser,
     ctm_g,
     ctm_jump,
     ctm_loss,
@@ -315,7 +317,7 @@ def test_teacher_solve_composes_and_follows_the_exact_flow():
 
 # --- L_CTM (spec §4.5) --------------------------------------------------------------------------------------------
 
-L2 = CTMConfig(edm=EDMConfig(huber_variant="l2", huber_c=1e-6))  # loss ≈ mean ‖pred₀ − target₀‖: readable scale
+L2 = EDMConfig(huber_variant="l2", huber_c=1e-6)  # loss ≈ mean ‖pred₀ − target₀‖: readable scale
 
 
 def gaussian_data(n: int, seed: int = 0) -> torch.Tensor:
@@ -324,15 +326,16 @@ def gaussian_data(n: int, seed: int = 0) -> torch.Tensor:
 
 @pytest.mark.parametrize("k", [1, 4])
 def test_ctm_loss_vanishes_for_the_exact_flow_map_and_not_for_a_wrong_one(k):
-    cfg = CTMConfig(edm=L2.edm, ode_steps_max=k)
+    cfg = CTMConfig(ode_steps_max=k)
     x0 = gaussian_data(4096)
 
     def biased(x, t, s):
         return gaussian_flow(x, t, s) + 0.05
 
     exact = float(ctm_loss(gaussian_flow, gaussian_flow, gaussian_denoiser, x0, None, cfg,
-                           torch.Generator().manual_seed(1)))
-    wrong = float(ctm_loss(biased, gaussian_flow, gaussian_denoiser, x0, None, cfg, torch.Generator().manual_seed(1)))
+                           torch.Generator().manual_seed(1), edm=L2))
+    wrong = float(ctm_loss(biased, gaussian_flow, gaussian_denoiser, x0, None, cfg, torch.Generator().manual_seed(1),
+                           edm=L2))
     assert exact < 2e-4  # only the teacher's Heun error between t and u remains
     assert wrong > 20 * exact and wrong > 5e-3
 
@@ -352,9 +355,9 @@ def test_ctm_loss_structure(monkeypatch):
         calls["target"].append((x.detach().clone(), t, s))
         return gaussian_flow(x, t, s)
 
-    cfg = CTMConfig(edm=EDM)
+    cfg = CTMConfig()
     g = torch.Generator().manual_seed(5)
-    loss = ctm_loss(student, target, gaussian_denoiser, x0, None, cfg, g)
+    loss = ctm_loss(student, target, gaussian_denoiser, x0, None, cfg, g, edm=EDM)
     sig = karras_sigma
     eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(5))  # first draw after the (patched) indices
     x_t = x0 + sig(10) * eps
@@ -390,7 +393,7 @@ def test_ctm_loss_is_zero_when_u_equals_t_and_student_is_target(monkeypatch):
         return ctm_jump(net, x, t, s, None, EDM)
 
     teacher, calls = counting(gaussian_denoiser)
-    assert float(ctm_loss(jump, jump, teacher, torch.randn(16, H, C), None, CTMConfig(), None).detach()) == 0.0
+    assert float(ctm_loss(jump, jump, teacher, torch.randn(16, H, C), None, CTMConfig(), None, edm=EDM).detach()) == 0.0
     assert calls == []  # zero-step guard: the teacher is never evaluated
 
 
@@ -398,7 +401,7 @@ def test_ctm_loss_is_zero_when_u_equals_t_and_student_is_target(monkeypatch):
 
 def test_dsm_sigmas_mixture():
     b = 100_001
-    sigma = dsm_sigmas(b, CTMConfig(), torch.Generator().manual_seed(0)).double()
+    sigma = dsm_sigmas(b, CTMConfig(), torch.Generator().manual_seed(0), edm=EDM).double()
     ramp, lognormal = sigma[: (b + 1) // 2], sigma[(b + 1) // 2 :]
     assert len(ramp) == 50_001 and len(lognormal) == 50_000
     assert float(ramp.min()) >= 0.7588 and float(ramp.max()) <= 80.0
@@ -411,7 +414,7 @@ def test_dsm_sigmas_mixture():
     assert float(log_s.mean()) == pytest.approx(-1.2, abs=0.02)
     assert float(log_s.std()) == pytest.approx(1.2, abs=0.02)
     assert float(lognormal.min()) < 0.02  # not clipped (spec §8 item 12)
-    small = dsm_sigmas(3, CTMConfig(), torch.Generator().manual_seed(1))
+    small = dsm_sigmas(3, CTMConfig(), torch.Generator().manual_seed(1), edm=EDM)
     assert small.shape == (3,) and float(small[:2].min()) >= 0.7588
 
 
@@ -437,17 +440,17 @@ def test_dsm_loss_regresses_the_jump_to_sigma_min_onto_x0(monkeypatch):
         (CTMConfig(dsm_on="denoiser"), 0.25, "g", sigma),
     ]:
         seen.clear()
-        loss, pred = dsm_loss(student, x0, cfg, torch.Generator().manual_seed(2), student_g)
+        loss, pred = dsm_loss(student, x0, cfg, torch.Generator().manual_seed(2), student_g, edm=EDM)
         torch.testing.assert_close(pred, factor * x_sigma)
         assert float(loss) == pytest.approx(float(pseudo_huber(factor * x_sigma, x0, None, weight=w)), rel=1e-5)
         (k, t, s), = seen
         assert k == kind
         torch.testing.assert_close(t, sigma)
         torch.testing.assert_close(s, s_expected)
-    loss, _ = dsm_loss(student, x0, CTMConfig(dsm_weighting="uniform"), torch.Generator().manual_seed(2))
+    loss, _ = dsm_loss(student, x0, CTMConfig(dsm_weighting="uniform"), torch.Generator().manual_seed(2), edm=EDM)
     assert float(loss) == pytest.approx(float(pseudo_huber(0.5 * x_sigma, x0)), rel=1e-5)
     with pytest.raises(ValueError, match="student_g"):
-        dsm_loss(student, x0, CTMConfig(dsm_on="denoiser"))
+        dsm_loss(student, x0, CTMConfig(dsm_on="denoiser"), edm=EDM)
 
 
 # --- the full objective (spec §4.7, §4.8) -------------------------------------------------------------------------
@@ -466,7 +469,7 @@ def nets():
     target.requires_grad_(False)
     reward = nn.Sequential(nn.Flatten(), nn.Linear(H * C, 1), nn.Flatten(0))
     reward.requires_grad_(False)
-    return student, target, teacher, reward
+    return CTMDenoiser(student, EDM), CTMDenoiser(target, EDM), EDMDenoiser(teacher, EDM), reward
 
 
 def batch(n: int = 8):
@@ -540,9 +543,9 @@ def test_reward_on_selects_the_scored_tensor(nets, monkeypatch, reward_on):
         produced["dsm_pred"] = real_dsm(*a, **k)[1]
         return real_dsm(*a, **k)[0], produced["dsm_pred"]
 
-    def spy_one_step(student_fn, shape, cfg, generator=None, device=None, clamp=True):
+    def spy_one_step(student_fn, shape, edm, generator=None, device=None, clamp=True):
         produced["one_step_clamp"] = clamp
-        produced["one_step"] = real_one_step(student_fn, shape, cfg, generator, device, clamp)
+        produced["one_step"] = real_one_step(student_fn, shape, edm, generator, device, clamp)
         return produced["one_step"]
 
     monkeypatch.setattr(ctm_module, "dsm_loss", spy_dsm)
@@ -582,19 +585,19 @@ def test_one_step_sample_jumps_from_sigma_max_to_sigma_min():
     for scale in (1.0, 80.0):
         calls.clear()
         g = torch.Generator().manual_seed(0)
-        out = one_step_sample(student, (4000, H, C), CTMConfig(init_noise_scale=scale), g)
+        out = one_step_sample(student, (4000, H, C), EDMConfig(init_noise_scale=scale), g)
         ((x_T, t, s),) = calls
         assert float(x_T.std()) == pytest.approx(scale, rel=0.03)
         assert bool((t == 80.0).all()) and bool((s == 0.02).all())
         torch.testing.assert_close(out, (3 * x_T + 1).clamp(-1, 1))
-    raw = one_step_sample(student, (5, H, C), CTMConfig(), torch.Generator().manual_seed(0), clamp=False)
+    raw = one_step_sample(student, (5, H, C), EDM, torch.Generator().manual_seed(0), clamp=False)
     assert float(raw.abs().max()) > 1
 
 
 def test_multistep_sample_renoises_and_jumps_back():
     student, calls = recording_student()
     g = torch.Generator().manual_seed(0)
-    out = multistep_sample(student, (2000, H, C), [27.0, 1.0], CTMConfig(), g)
+    out = multistep_sample(student, (2000, H, C), [27.0, 1.0], EDM, g)
     assert len(calls) == 3  # NFE = 1 + len(chain)
     first = (3 * calls[0][0] + 1).clamp(-1, 1)
     for (x_prev, tau), (x_in, t, s) in zip([(first, 27.0), (None, 1.0)], calls[1:], strict=True):

@@ -7,6 +7,7 @@ import torch
 
 from ractd.diffusion import (
     EDMConfig,
+    EDMDenoiser,
     edm_denoise,
     edm_loss,
     huber_c,
@@ -216,7 +217,7 @@ def test_edm_loss_is_the_weighted_pseudo_huber_of_the_denoised_noisy_data():
         return x_in * cond[:, :1, None] + 0.001 * c_noise[:, None, None]
 
     for cfg in (BOUNDARY, EDMConfig(scaling="edm", huber_variant="l2", huber_c=0.1)):
-        loss = edm_loss(net, x0, cond, cfg, torch.Generator().manual_seed(3))
+        loss = edm_loss(EDMDenoiser(net, cfg), x0, cond, torch.Generator().manual_seed(3))
         g = torch.Generator().manual_seed(3)  # same draws: σ first, then ε
         sigma = lognormal_sigmas(6, cfg, g)
         eps = torch.randn(x0.shape, generator=g)
@@ -231,7 +232,7 @@ def test_edm_loss_trains_the_net():
     def f(x_in, c_noise, cond=None):
         return net(x_in)
 
-    loss = edm_loss(f, torch.randn(8, 4, 2), None, BOUNDARY, torch.Generator().manual_seed(0))
+    loss = edm_loss(EDMDenoiser(f, BOUNDARY), torch.randn(8, 4, 2), None, torch.Generator().manual_seed(0))
     assert loss.ndim == 0 and torch.isfinite(loss)
     loss.backward()
     assert net.weight.grad is not None and float(net.weight.grad.abs().sum()) > 0

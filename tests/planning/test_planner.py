@@ -3,17 +3,16 @@ goal conditioning, chaining times, replanning and history, and the Maze2d contro
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 import torch
 
+from ractd.artifact import Artifact, ArtifactError, load_artifact
 from ractd.config import apply_overrides
-from ractd.diffusion import CTMConfig, karras_sigma
+from ractd.diffusion import EDMConfig, karras_sigma
 from ractd.envs import make_env
-from ractd.pipeline import ArtifactError, load_artifact, prepare_data
 from ractd.planning import Planner, PlannerPolicy, chain_sigmas, load_planner, tracking_action
+from ractd.prepare import prepare_data
 
 DT = 0.01  # Maze2d: one MuJoCo step of 0.01 s per env step
 
@@ -31,8 +30,11 @@ def count_forwards(planner: Planner) -> list[int]:
 
 
 def with_config(art, *overrides: str):
-    """The same artifact under an overridden config (e.g. another horizon for a stubbed plan)."""
-    return dataclasses.replace(art, config=apply_overrides(art.config, list(overrides)))
+    """The same artifact under an overridden config (e.g. another horizon for a stubbed plan), its denoiser
+    rebuilt from the new config (e.g. teacher.kind="ddpm" wraps the same U-Net as an ε-prediction model)."""
+    cfg = apply_overrides(art.config, list(overrides))
+    return Artifact.from_parts(art.path, art.stage, cfg, art.net, art.normalizers, art.obs_dim, art.act_dim,
+                               art.meta, art.weights)
 
 
 # ---------------------------------------------------------------------------------------------- seeding and units
@@ -117,11 +119,10 @@ def test_ddim_teacher_evaluations_per_plan(tiny_hopper_runs, hopper_data, sample
 
 
 @pytest.mark.parametrize(("stage", "sampler", "message"), [
-    ("student", "heun", "sampler 'heun' needs a teacher run, this is a student run"),
-    ("student", "ddim:5", "sampler 'ddim' needs a teacher run, this is a student run"),
+    ("student", "ddim:5", r"sampler 'ddim' needs an ε-prediction \(ddpm\) teacher, this is a student run"),
     ("teacher", "one_step", "sampler 'one_step' needs a student run, this is a teacher run"),
     ("teacher", "multistep:2", "sampler 'multistep' needs a student run, this is a teacher run"),
-    ("teacher", "ddim", "sampler 'ddim' does not fit a edm teacher"),
+    ("teacher", "ddim", r"sampler 'ddim' needs an ε-prediction \(ddpm\) teacher, this is a teacher run \(edm\)"),
     ("reward", "auto", "a planner needs a teacher or student run, this is a reward run"),
 ])
 def test_a_sampler_that_does_not_fit_the_run_is_an_artifact_error(tiny_hopper_runs, stage, sampler, message):
@@ -129,12 +130,23 @@ def test_a_sampler_that_does_not_fit_the_run_is_an_artifact_error(tiny_hopper_ru
         load_planner(tiny_hopper_runs / stage, sampler)
 
 
-def test_an_edm_sampler_on_a_ddpm_teacher_and_unknown_names_are_refused(tiny_hopper_runs):
-    ddpm = with_config(load_artifact(tiny_hopper_runs / "teacher"), 'teacher.kind="ddpm"')
-    with pytest.raises(ArtifactError, match="sampler 'heun' does not fit a ddpm teacher"):
-        Planner(ddpm, "heun")
-    with pytest.raises(ValueError, match=r"unknown sampler 'euler'; expected one of \('one_step', 'multistep'"):
-        load_planner(tiny_hopper_runs / "student", "euler")
+@pytest.mark.parametrize(("stage", "kind", "sampler"), [
+    ("student", None, "heun:6"), ("student", None, "euler:6"), ("teacher", "ddpm", "heun:6"),
+    ("teacher", "ddpm", "euler:6"), ("teacher", None, "euler:6")])
+def test_the_ode_samplers_run_on_every_denoiser(tiny_hopper_runs, hopper_data, stage, kind, sampler):
+    """Heun/Euler need only D(x; σ): the student through g(x, σ, σ), a DDPM teacher through EpsDenoiser."""
+    art = load_artifact(tiny_hopper_runs / stage)
+    art = with_config(art, f'teacher.kind="{kind}"') if kind else art
+    planner = Planner(art, sampler, seed=1)
+    calls = count_forwards(planner)
+    plans = planner.plan(hopper_data.dataset.observations[:3])
+    assert len(calls) == planner.nfe == (10 if sampler.startswith("heun") else 5)
+    assert plans.shape == (3, planner.horizon, 3) and np.isfinite(plans).all()
+
+
+def test_unknown_sampler_names_are_refused(tiny_hopper_runs):
+    with pytest.raises(ValueError, match=r"unknown sampler 'rk4'; expected one of \('one_step', 'multistep'"):
+        load_planner(tiny_hopper_runs / "student", "rk4")
     with pytest.raises(ValueError, match="weights must be one of"):
         load_planner(tiny_hopper_runs / "student", weights="latest")
     with pytest.raises(ArtifactError, match=r"best/model\.safetensors: missing"):
@@ -152,7 +164,7 @@ def test_an_impossible_step_count_is_refused_when_loading(tiny_hopper_runs, samp
 
 
 def test_chain_sigmas_are_evenly_spaced_karras_bins():
-    cfg = CTMConfig()
+    cfg = EDMConfig()
 
     def sigma(i: float) -> float:  # σ_i = (σ_max^{1/ρ} + i/(N−1)·(σ_min^{1/ρ} − σ_max^{1/ρ}))^ρ, spec §3.4
         return (80 ** (1 / 7) + i / 79 * (0.02 ** (1 / 7) - 80 ** (1 / 7))) ** 7
@@ -161,7 +173,7 @@ def test_chain_sigmas_are_evenly_spaced_karras_bins():
     np.testing.assert_allclose(chain_sigmas(2, cfg), [sigma(40)], rtol=1e-5)
     np.testing.assert_allclose(chain_sigmas(3, cfg), [sigma(27), sigma(53)], rtol=1e-5)
     np.testing.assert_allclose(chain_sigmas(4, cfg), [sigma(20), sigma(40), sigma(60)], rtol=1e-5)
-    assert chain_sigmas(3, cfg) == [float(karras_sigma(27, cfg.edm)), float(karras_sigma(53, cfg.edm))]
+    assert chain_sigmas(3, cfg) == [float(karras_sigma(27, cfg)), float(karras_sigma(53, cfg))]
     assert 11 < chain_sigmas(3, cfg)[0] < 13 and chain_sigmas(3, cfg)[1] < 1  # decreasing noise
     with pytest.raises(ValueError, match="NFE must be >= 1"):
         chain_sigmas(0, cfg)

@@ -57,7 +57,8 @@ def test_reward_inputs_on_real_reward_windows(tiny_hopper_runs):
 
     (The Maze2d state windows are used by tests/test_pipeline.py's reward-model threshold test.)
     """
-    from ractd.pipeline import load_artifact, prepare_data, stage_windows
+    from ractd.artifact import load_artifact
+    from ractd.prepare import prepare_data, stage_windows
 
     cfg = load_artifact(tiny_hopper_runs / "reward").config
     assert cfg.reward.input == "action_obs" and cfg.data.horizon == 16

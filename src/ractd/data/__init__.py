@@ -28,7 +28,7 @@ from ractd.data.minari_io import list_minari_datasets, load_minari, minari_data_
 from ractd.data.normalizer import MinMaxNormalizer, NormalizerSet
 from ractd.data.returns import returns_to_go
 from ractd.data.sources import generated_dataset_path, load_dataset, resolve_source
-from ractd.data.windows import WindowDataset, WindowSpec, split_episodes, window_starts
+from ractd.data.windows import WindowDataset, WindowSpec, condition_vector, split_episodes, window_starts
 
 __all__ = [
     "REQUIRED_KEYS",
@@ -37,6 +37,7 @@ __all__ = [
     "NormalizerSet",
     "OfflineDataset",
     "WindowDataset",
+    "condition_vector",
     "WindowSpec",
     "dataset_card",
     "drop_last_step_per_episode",

@@ -7,8 +7,9 @@ What x is (``x_key``) and what conditions it (``cond``) is data in a ``WindowSpe
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -91,6 +92,17 @@ class WindowSpec:
         return self.n_obs_steps * obs_dim if self.cond == "history" else 2 * obs_dim
 
 
+def condition_vector(normalize: Callable[[Any], Any], states: Any) -> Any:
+    """c = norm(conditioning states) flattened, (B, k, Do) → (B, k·Do) (docs/algorithm.md §1.6).
+
+    The states are the To most recent observations (``cond="history"``) or the pair (s_first, s_goal)
+    (``cond="first_last"``). numpy or torch, with the matching ``normalize``; training windows, the planner and
+    the exported ONNX graph all build c here.
+    """
+    n = normalize(states)
+    return n.reshape(n.shape[0], -1)
+
+
 class WindowDataset:
     """Normalized windows of an ``OfflineDataset`` for training (spec §1.4–§1.6).
 
@@ -150,14 +162,12 @@ class WindowDataset:
         spec = self.spec
         steps = self.steps(indices)
         obs_norm = self.normalizers["observations"]
-        b = steps.shape[0]
         x = self.normalizers[spec.x_key].normalize(self.x_source[steps])
-        obs = obs_norm.normalize(self.dataset.observations[steps[:, : spec.n_obs_steps]])
-        if spec.cond == "history":  # c = norm(s_n … s_{n+To−1}) flattened (spec §1.6, MuJoCo)
-            cond = obs.reshape(b, -1)
-        else:  # c = (norm(s_first), norm(s_last)) of the window (spec §1.6, Maze2d)
-            ends = self.dataset.observations[steps[:, [0, -1]]]
-            cond = obs_norm.normalize(ends).reshape(b, -1)
+        history = self.dataset.observations[steps[:, : spec.n_obs_steps]]
+        obs = obs_norm.normalize(history)
+        # c from s_n … s_{n+To−1} (MuJoCo) or from (s_first, s_last) of the window (Maze2d)
+        cond_states = history if spec.cond == "history" else self.dataset.observations[steps[:, [0, -1]]]
+        cond = condition_vector(obs_norm.normalize, cond_states)
         batch = {"x": x.astype(np.float32, copy=False), "cond": cond.astype(np.float32, copy=False),
                  "obs": obs.astype(np.float32, copy=False)}
         if self.rtg is not None:

@@ -1,4 +1,5 @@
-"""Diffusion core: EDM teacher, ODE samplers, CTM student and the RACTD losses, DDPM/DDIM baseline."""
+"""Diffusion core: EDM teacher, ODE samplers, CTM student and the RACTD losses, DDPM/DDIM baseline, and the
+preconditioned denoiser modules every caller uses (`denoiser.py`)."""
 
 from .ctm import (
     CTMConfig,
@@ -17,6 +18,7 @@ from .ctm import (
     update_target,
 )
 from .ddpm import DDPMConfig, cosine_alpha_bars, ddpm_loss, sample_ddim
+from .denoiser import CTMDenoiser, EDMDenoiser, EpsDenoiser
 from .edm import (
     EDMConfig,
     edm_denoise,
@@ -32,6 +34,9 @@ from .edm import (
 from .sampling import heun_nfe, heun_step, initial_noise, sample_euler, sample_heun
 
 __all__ = [
+    "CTMDenoiser",
+    "EDMDenoiser",
+    "EpsDenoiser",
     "CTMConfig",
     "DDPMConfig",
     "EDMConfig",

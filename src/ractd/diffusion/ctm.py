@@ -16,7 +16,6 @@ from torch import nn
 from .edm import (
     EDMConfig,
     _bcast,
-    edm_denoise,
     karras_loss_weight,
     karras_sigma,
     lognormal_sigmas,
@@ -34,10 +33,10 @@ class CTMConfig:
     """Knobs of the student objective. Defaults are the reference code's (spec §4, §8, §10.3).
 
     Where the paper differs, the field names the choice: `reward_on` ("dsm_pred" as the code; "one_step" is the
-    paper's Eq. 3.8), `init_noise_scale` (1.0 as the code; σ_max is standard EDM), `target_decay` μ (0 = sg(θ)).
+    paper's Eq. 3.8), `target_decay` μ (0 = sg(θ)). The noise constants are not here: the student uses its
+    teacher's `EDMConfig` (owned by the denoiser modules, `ractd.diffusion.denoiser`).
     """
 
-    edm: EDMConfig = EDMConfig()
     ode_steps_max: int = 1  # teacher Heun steps between t and u (spec §4.3)
     dsm_xi_max: float = 0.7  # ctm_dsm: first half σ from ξ ~ U[0, ξ_max] on the Karras ramp (spec §4.6)
     dsm_weighting: Literal["karras", "uniform"] = "karras"
@@ -52,7 +51,6 @@ class CTMConfig:
     # with dsm_on="denoiser" it is g(x_σ, σ, σ), which is off the one-step inference path), or "one_step" = a fresh
     # G(x_T, T, σ_min) (paper Eq. 3.8). The toy shows "denoiser" + "dsm_pred" barely moves the one-step samples.
     reward_on: RewardOn = "dsm_pred"
-    init_noise_scale: float = 1.0
     target_decay: float = 0.0  # μ in θ⁻ ← μθ⁻ + (1 − μ)θ
     clamp_teacher_in_solver: bool = False  # the reference solver does not clamp (spec §4.4)
 
@@ -136,12 +134,15 @@ def ctm_loss(
     cond: torch.Tensor | None,
     cfg: CTMConfig,
     generator: torch.Generator | None = None,
+    *,
+    edm: EDMConfig,
 ) -> torch.Tensor:
     """L_CTM = PH(G_θ⁻(G_θ(x_t, t, s), s, 0), G_θ⁻(G_θ⁻(x_u, u, s), s, 0)), unweighted (spec §4.5; CTM Eq. 6).
 
-    `student(x, t, s)` / `target(x, t, s)` are jumps G with the condition bound; `teacher(x, σ)` is D_φ.
+    `student(x, t, s)` / `target(x, t, s)` are jumps G with the condition bound; `teacher(x, σ)` is D_φ;
+    `edm` holds the constants they share (the teacher's).
     """
-    e = cfg.edm
+    e = edm
     t_idx, s_idx, u_idx = sample_ctm_indices(x0.shape[0], e.n_levels, cfg.ode_steps_max, generator, x0.device)
     t, s, u = (karras_sigma(i, e).to(x0) for i in (t_idx, s_idx, u_idx))
     x_t = x0 + _bcast(t, x0) * torch.randn(x0.shape, generator=generator, device=x0.device)
@@ -154,9 +155,10 @@ def ctm_loss(
     return _pseudo_huber(pred_0, target_0, e.huber_c, e.huber_variant)
 
 
-def dsm_sigmas(batch: int, cfg: CTMConfig, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
+def dsm_sigmas(batch: int, cfg: CTMConfig, generator: torch.Generator | None = None, device=None, *,
+               edm: EDMConfig) -> torch.Tensor:
     """'ctm_dsm' mixture (spec §4.6): ⌈B/2⌉ from the Karras ramp with ξ ~ U[0, ξ_max], ⌊B/2⌋ log-normal."""
-    e = cfg.edm
+    e = edm
     n_ramp = (batch + 1) // 2
     xi = cfg.dsm_xi_max * torch.rand(n_ramp, generator=generator, device=device)
     lo, hi = e.sigma_min ** (1 / e.rho), e.sigma_max ** (1 / e.rho)
@@ -170,13 +172,15 @@ def dsm_loss(
     cfg: CTMConfig,
     generator: torch.Generator | None = None,
     student_g: Callable | None = None,
+    *,
+    edm: EDMConfig,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """L_DSM = E[λ(σ)·PH(G_θ(x0 + σε, σ, 0), x0)] (spec §4.6), or on g_θ(x_σ, σ, σ) when dsm_on='denoiser'.
 
     `student(x, t, s)` is the jump G, `student_g(x, t, s)` the raw g. Returns (loss, prediction).
     """
-    e = cfg.edm
-    sigma = dsm_sigmas(x0.shape[0], cfg, generator, x0.device).to(x0)
+    e = edm
+    sigma = dsm_sigmas(x0.shape[0], cfg, generator, x0.device, edm=e).to(x0)
     x_sigma = x0 + _bcast(sigma, x0) * torch.randn(x0.shape, generator=generator, device=x0.device)
     if cfg.dsm_on == "denoiser":
         if student_g is None:
@@ -194,11 +198,11 @@ def reward_loss(reward: Callable[[torch.Tensor], torch.Tensor], x_hat: torch.Ten
 
 
 def one_step_sample(
-    student: Callable, shape: tuple[int, ...], cfg: CTMConfig, generator=None, device=None, clamp: bool = True
+    student: Callable, shape: tuple[int, ...], edm: EDMConfig, generator=None, device=None, clamp: bool = True
 ) -> torch.Tensor:
     """x̂ = G_θ(x_T, T, σ_min), x_T ~ N(0, init_noise_scale²·I): one network evaluation (spec §5)."""
-    e = cfg.edm
-    x_T = cfg.init_noise_scale * torch.randn(shape, generator=generator, device=device)
+    e = edm
+    x_T = e.init_noise_scale * torch.randn(shape, generator=generator, device=device)
     t = torch.full((shape[0],), e.sigma_max, device=device)
     x = student(x_T, t, torch.full_like(t, e.sigma_min))
     return x.clamp(-1, 1) if clamp else x
@@ -208,7 +212,7 @@ def multistep_sample(
     student: Callable,
     shape: tuple[int, ...],
     chain_sigmas: list[float],
-    cfg: CTMConfig,
+    edm: EDMConfig,
     generator=None,
     device=None,
     clamp: bool = True,
@@ -217,11 +221,11 @@ def multistep_sample(
 
     NFE = 1 + len(chain_sigmas).
     """
-    x = one_step_sample(student, shape, cfg, generator, device, clamp)
+    x = one_step_sample(student, shape, edm, generator, device, clamp)
     for tau in chain_sigmas:
         t = torch.full((shape[0],), float(tau), device=device)
         x_tau = x + tau * torch.randn(shape, generator=generator, device=device)
-        x = student(x_tau, t, torch.full_like(t, cfg.edm.sigma_min))
+        x = student(x_tau, t, torch.full_like(t, edm.sigma_min))
         x = x.clamp(-1, 1) if clamp else x
     return x
 
@@ -235,9 +239,9 @@ class RACTDLosses:
 
 
 def ractd_loss(
-    net: Callable,
-    target_net: Callable,
-    teacher_net: Callable,
+    student: nn.Module,
+    target: nn.Module,
+    teacher: nn.Module,
     x0: torch.Tensor,
     cond: torch.Tensor | None,
     cfg: CTMConfig,
@@ -246,32 +250,39 @@ def ractd_loss(
 ) -> RACTDLosses:
     """L = α·L_CTM + β·L_DSM + σ_r·L_reward (spec §4.8; paper Eq. 3.9).
 
-    The reward term scores the DSM prediction (reward_on='dsm_pred', the code, spec §8 item 3) or a fresh
-    one-step sample G_θ(x_T, T, 0) (reward_on='one_step', paper Eq. 3.8).
+    `student` and `target` are `CTMDenoiser`s (`.jump` = G, `.g` = g), `teacher` an `EDMDenoiser` D_φ; all three
+    must carry the same EDM constants (the teacher's), which is checked here. The reward term scores the DSM
+    prediction (reward_on='dsm_pred', the code, spec §8 item 3) or a fresh one-step sample G_θ(x_T, T, 0)
+    (reward_on='one_step', paper Eq. 3.8).
     """
-    e = cfg.edm
+    e = teacher.edm
+    for name, m in (("student", student), ("target", target)):
+        if m.edm != e:
+            raise ValueError(f"the {name}'s EDM constants differ from the teacher's ({m.edm} vs {e}); "
+                             "the student must distil with the teacher's constants")
 
-    def student(x, t, s):
-        return ctm_jump(net, x, t, s, cond, e)
+    def student_jump(x, t, s):
+        return student.jump(x, t, s, cond)
 
     def student_g(x, t, s):
-        return ctm_g(net, x, t, s, cond, e)
+        return student.g(x, t, s, cond)
 
-    def target(x, t, s):
-        return ctm_jump(target_net, x, t, s, cond, e)
+    def target_jump(x, t, s):
+        return target.jump(x, t, s, cond)
 
-    def teacher(x, sigma):
-        return edm_denoise(teacher_net, x, sigma, cond, e, clamp=cfg.clamp_teacher_in_solver)
+    def teacher_denoise(x, sigma):
+        return teacher(x, sigma, cond, clamp=cfg.clamp_teacher_in_solver)
 
     zero = x0.new_zeros(())
-    l_ctm = ctm_loss(student, target, teacher, x0, cond, cfg, generator) if cfg.alpha > 0 else zero
-    l_dsm, pred = dsm_loss(student, x0, cfg, generator, student_g)
+    l_ctm = (ctm_loss(student_jump, target_jump, teacher_denoise, x0, cond, cfg, generator, edm=e)
+             if cfg.alpha > 0 else zero)
+    l_dsm, pred = dsm_loss(student_jump, x0, cfg, generator, student_g, edm=e)
     l_rwd = zero
     if cfg.reward_weight > 0:
         if reward is None:
             raise ValueError("reward_weight > 0 but no reward model was given")
         if cfg.reward_on == "one_step":
-            pred = one_step_sample(student, tuple(x0.shape), cfg, generator, x0.device, clamp=False)
+            pred = one_step_sample(student_jump, tuple(x0.shape), e, generator, x0.device, clamp=False)
         l_rwd = reward_loss(reward, pred)
     total = cfg.alpha * l_ctm + cfg.beta * l_dsm + cfg.reward_weight * l_rwd
     return RACTDLosses(total, l_ctm.detach(), l_dsm.detach(), l_rwd.detach())

@@ -31,6 +31,9 @@ class EDMConfig:
     p_std: float = 1.2
     huber_variant: HuberVariant = "elementwise_squared"
     huber_c: float | None = None  # None: 0.00054·sqrt(numel per sample) (iCT)
+    # x_T ~ N(0, init_noise_scale²·I) when sampling from σ_max: 1.0 as the released code (low-variance start),
+    # σ_max as standard EDM (docs/algorithm.md §8 item 6). Used by every sampler of this model and its student.
+    init_noise_scale: float = 1.0
 
     def __post_init__(self) -> None:
         if not 0 < self.sigma_min < self.sigma_max:
@@ -39,6 +42,8 @@ class EDMConfig:
             raise ValueError(f"n_levels must be >= 2, got {self.n_levels}")
         if self.scaling not in ("boundary", "edm"):
             raise ValueError(f"scaling must be 'boundary' or 'edm', got {self.scaling!r}")
+        if not self.init_noise_scale > 0:
+            raise ValueError(f"init_noise_scale must be > 0, got {self.init_noise_scale}")
         if self.huber_variant not in ("elementwise_squared", "l2"):
             raise ValueError(f"huber_variant must be 'elementwise_squared' or 'l2', got {self.huber_variant!r}")
 
@@ -131,20 +136,21 @@ def pseudo_huber(
 
 
 def edm_loss(
-    net: Callable,
+    denoiser: Callable,
     x0: torch.Tensor,
     cond: torch.Tensor | None,
-    cfg: EDMConfig,
     generator: torch.Generator | None = None,
     return_denoised: bool = False,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Teacher loss: E_σ,ε[λ(σ)·PH(D_φ(x0 + σε, σ), x0)], ln σ ~ N(P_mean, P_std²) (spec §3.3).
 
-    With return_denoised, also the prediction D_φ(x0 + σε, σ) (the reward-aware teacher scores it).
+    `denoiser(x, σ, cond)` is D_φ with its constants in `denoiser.edm` (an `EDMDenoiser`). With return_denoised,
+    also the prediction D_φ(x0 + σε, σ) (the reward-aware teacher scores it).
     """
+    cfg = denoiser.edm
     sigma = lognormal_sigmas(x0.shape[0], cfg, generator, x0.device)
     eps = torch.randn(x0.shape, generator=generator, device=x0.device)
-    denoised = edm_denoise(net, x0 + _bcast(sigma, x0) * eps, sigma, cond, cfg)
+    denoised = denoiser(x0 + _bcast(sigma, x0) * eps, sigma, cond)
     weight = karras_loss_weight(sigma, cfg.sigma_data)
     loss = pseudo_huber(denoised, x0, cfg.huber_c, cfg.huber_variant, weight)
     return (loss, denoised) if return_denoised else loss

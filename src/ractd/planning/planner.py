@@ -7,7 +7,6 @@ returns environment units.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,56 +14,65 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..artifact import Artifact, ArtifactError, load_artifact
 from ..diffusion import (
-    CTMConfig,
-    ctm_jump,
-    edm_denoise,
+    EDMConfig,
     heun_nfe,
     karras_sigma,
     karras_sigmas,
     multistep_sample,
-    one_step_sample,
     sample_ddim,
+    sample_euler,
     sample_heun,
 )
-from ..pipeline import Artifact, ArtifactError, load_artifact
+from .core import PlanCore
 
-SAMPLERS = ("one_step", "multistep", "heun", "ddim")
+SAMPLERS = ("one_step", "multistep", "heun", "euler", "ddim")
 
 
-def chain_sigmas(nfe: int, cfg: CTMConfig) -> list[float]:
+def chain_sigmas(nfe: int, edm: EDMConfig) -> list[float]:
     """Intermediate noise levels for NFE-step chaining: evenly spaced Karras bins, e.g. NFE 3 → bins 27, 53."""
     if nfe < 1:
         raise ValueError(f"NFE must be >= 1, got {nfe}")
-    n = cfg.edm.n_levels
+    n = edm.n_levels
     bins = np.linspace(0, n, nfe + 1)[1:-1].round()
-    return [float(karras_sigma(b, cfg.edm)) for b in bins]
+    return [float(karras_sigma(b, edm)) for b in bins]
 
 
 @dataclass
 class SamplerSpec:
-    name: str  # one_step | multistep | heun | ddim
-    steps: int  # NFE for multistep; noise levels for heun; DDIM steps
+    name: str  # one_step | multistep | heun | euler | ddim
+    steps: int  # NFE for multistep; noise levels for heun/euler; DDIM steps
 
     @property
     def nfe(self) -> int:
-        return {"one_step": 1, "multistep": self.steps, "heun": heun_nfe(self.steps), "ddim": self.steps}[self.name]
+        return {"one_step": 1, "multistep": self.steps, "heun": heun_nfe(self.steps), "euler": self.steps - 1,
+                "ddim": self.steps}[self.name]
 
 
 def parse_sampler(text: str, art: Artifact) -> SamplerSpec:
-    """'auto' | 'one_step' | 'multistep:3' | 'heun' | 'heun:40' | 'ddim:10' → a SamplerSpec valid for `art`."""
+    """'auto' | 'one_step' | 'multistep:3' | 'heun[:LEVELS]' | 'euler[:LEVELS]' | 'ddim:10' → a SamplerSpec for `art`.
+
+    The ODE samplers (heun, euler) run on every denoiser: the EDM teacher, the CTM student (through its denoiser
+    g(x, σ, σ)) and an ε-prediction DDPM teacher (through `EpsDenoiser`). one_step/multistep need a CTM student,
+    ddim an ε-prediction teacher.
+    """
+    kind = art.denoiser.kind if art.denoiser is not None else None
     name, _, arg = text.partition(":")
     if name == "auto":
-        name = "one_step" if art.stage == "student" else ("heun" if art.config.teacher.kind == "edm" else "ddim")
+        name = {"ctm": "one_step", "edm": "heun", "eps": "ddim"}.get(kind, "one_step")
     if name not in SAMPLERS:
         raise ValueError(f"unknown sampler {text!r}; expected one of {SAMPLERS} (optionally NAME:STEPS)")
-    want_stage = "student" if name in ("one_step", "multistep") else "teacher"
-    if art.stage != want_stage:
-        raise ArtifactError(f"{art.path}: sampler {name!r} needs a {want_stage} run, this is a {art.stage} run")
-    if name == "heun" and art.config.teacher.kind != "edm" or name == "ddim" and art.config.teacher.kind != "ddpm":
-        raise ArtifactError(f"{art.path}: sampler {name!r} does not fit a {art.config.teacher.kind} teacher")
-    default = {"one_step": 1, "multistep": 2, "heun": art.config.teacher.edm.n_levels, "ddim": 10}[name]
-    minimum = {"one_step": 1, "multistep": 1, "heun": 2, "ddim": 1}[name]  # heun: ≥ 2 noise levels = 1 step
+    if name in ("one_step", "multistep") and kind != "ctm":
+        raise ArtifactError(f"{art.path}: sampler {name!r} needs a student run, this is a {art.stage} run")
+    if name == "ddim" and kind != "eps":
+        raise ArtifactError(f"{art.path}: sampler 'ddim' needs an ε-prediction (ddpm) teacher, this is a "
+                            f"{art.stage} run ({kind})")
+    if kind is None:
+        raise ArtifactError(f"{art.path}: a {art.stage} run is not a planner")
+    levels = art.denoiser.edm.n_levels if kind in ("edm", "ctm") else 80
+    default = {"one_step": 1, "multistep": 2, "heun": levels, "euler": levels, "ddim": 10}[name]
+    minimum = {"one_step": 1, "multistep": 1, "heun": 2, "euler": 2, "ddim": 1}[name]  # ≥ 2 levels = 1 step
     try:
         steps = int(arg) if arg else default
     except ValueError:
@@ -72,6 +80,13 @@ def parse_sampler(text: str, art: Artifact) -> SamplerSpec:
     if steps < minimum:
         raise ValueError(f"sampler {text!r}: needs a step count >= {minimum}, got {steps}")
     return SamplerSpec(name, steps)
+
+
+def ode_grid(denoiser, n_levels: int) -> torch.Tensor:
+    """The Karras grid of n_levels between the denoiser's σ_max and σ_min (its training grid for EDM models)."""
+    if denoiser.kind in ("edm", "ctm"):
+        return denoiser.sigmas(n_levels)
+    return karras_sigmas(EDMConfig(sigma_min=denoiser.sigma_min, sigma_max=denoiser.sigma_max, n_levels=n_levels))
 
 
 class Planner:
@@ -82,15 +97,16 @@ class Planner:
         self.art, self.cfg = art, art.config
         self.sampler = parse_sampler(sampler, art)
         self.device = torch.device(device)
-        self.net = art.net.to(self.device).eval()
+        self.core = PlanCore(art).to(self.device).eval()
+        self.denoiser = self.core.denoiser
+        self.net = self.denoiser.net
         self.norm = art.normalizers
         self.generator = torch.Generator(self.device).manual_seed(seed)
         d = self.cfg.data
         self.horizon, self.n_obs_steps, self.x_key, self.cond_kind = d.horizon, d.n_obs_steps, d.x_key, d.cond
-        self.x_dim = art.act_dim if d.x_key == "actions" else art.obs_dim
+        self.x_dim = self.core.x_dim
         self.obs_dim, self.act_dim = art.obs_dim, art.act_dim
         self.n_action_steps = n_action_steps or self.cfg.eval.n_action_steps
-        self.ctm = self.cfg.student.ctm
         self.inverse_dynamics = None if inverse_dynamics is None else inverse_dynamics.net.to(self.device).eval()
 
     @property
@@ -100,55 +116,50 @@ class Planner:
     def describe(self) -> str:
         return f"{self.art.stage} {self.sampler.name} (NFE {self.nfe}) from {self.art.path} ({self.art.weights})"
 
-    # -- conditioning -------------------------------------------------------------------------------------
-    def condition(self, obs_history: np.ndarray, goal: np.ndarray | None = None) -> torch.Tensor:
-        """FiLM vector c (spec §1.6): norm(s_{n−To+1..n}) flattened, or (norm(s_0), norm(goal state))."""
-        obs = torch.as_tensor(np.asarray(obs_history, dtype=np.float32), device=self.device)
-        if obs.dim() == 2:
-            obs = obs[:, None]
-        nobs = self.norm["observations"].normalize(obs)
-        if self.cond_kind == "history":
-            if nobs.shape[1] != self.n_obs_steps:
-                raise ValueError(f"expected {self.n_obs_steps} observations per row, got {nobs.shape[1]}")
-            return nobs.reshape(nobs.shape[0], -1)
-        if goal is None:
-            raise ValueError("this planner is goal-conditioned (data.cond='first_last'): pass goal=(x, y)")
-        goal = torch.as_tensor(np.asarray(goal, dtype=np.float32), device=self.device).reshape(obs.shape[0], -1)
-        goal_state = torch.zeros(obs.shape[0], self.obs_dim, device=self.device)
-        goal_state[:, : goal.shape[1]] = goal  # [g_x, g_y, 0, 0] (spec §6.2)
-        return torch.cat([nobs[:, -1], self.norm["observations"].normalize(goal_state)], dim=-1)
+    def _tensor(self, a: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(a, dtype=np.float32), device=self.device)
 
-    # -- sampling -------------------------------------------------------------------------------------------
+    def condition(self, obs_history: np.ndarray, goal: np.ndarray | None = None) -> torch.Tensor:
+        """The conditioning vector c (docs/algorithm.md §1.6) of observations in environment units."""
+        obs = self._tensor(obs_history)
+        if obs.dim() == 2 and self.cond_kind == "history":
+            obs = obs[:, None]
+        goal_t = None if goal is None else self._tensor(goal).reshape(obs.shape[0], -1)
+        return self.core.condition(obs, goal_t)
+
     @torch.no_grad()
     def sample(self, cond: torch.Tensor) -> torch.Tensor:
         """Normalized plans x̂ (B, H, Dx) for conditions (B, Dc), with this planner's sampler."""
         shape = (cond.shape[0], self.horizon, self.x_dim)
-        s, net, e, g = self.sampler, self.net, self.ctm.edm, self.generator
-        if s.name in ("one_step", "multistep"):
+        s, den, g = self.sampler, self.denoiser, self.generator
+        if s.name == "ddim":
+            x = torch.randn(shape, generator=g, device=self.device)
+            return sample_ddim(den.net, x, cond, den.ddpm, s.steps).clamp(-1, 1)
+        if s.name == "one_step":  # x̂ = G_θ(x_T, σ_max, σ_min), x_T ~ N(0, init_noise_scale²·I)  (§5)
+            x_T = torch.randn(shape, generator=g, device=self.device)
+            return den.one_step(den.edm.init_noise_scale * x_T, cond).clamp(-1, 1)
+        if s.name == "multistep":
             def jump(x, t, k):
-                return ctm_jump(net, x, t, k, cond, e)
+                return den.jump(x, t, k, cond)
 
-            if s.name == "one_step":
-                return one_step_sample(jump, shape, self.ctm, g, self.device)
-            return multistep_sample(jump, shape, chain_sigmas(s.steps, self.ctm), self.ctm, g, self.device)
-        if s.name == "heun":
-            te = self.cfg.teacher.edm
-            x = self.ctm.init_noise_scale * torch.randn(shape, generator=g, device=self.device)
-            grid = karras_sigmas(dataclasses.replace(te, n_levels=s.steps)).to(self.device)
-            return sample_heun(lambda x, sig: edm_denoise(net, x, sig, cond, te, clamp=True), x, grid)
-        x = torch.randn(shape, generator=g, device=self.device)
-        return sample_ddim(net, x, cond, self.cfg.teacher.ddpm, s.steps).clamp(-1, 1)
+            return multistep_sample(jump, shape, chain_sigmas(s.steps, den.edm), den.edm, g, self.device)
+        grid = ode_grid(den, s.steps).to(self.device)
+        scale = den.edm.init_noise_scale if den.kind in ("edm", "ctm") else float(grid[0])
+        x = scale * torch.randn(shape, generator=g, device=self.device)
+        solver = sample_heun if s.name == "heun" else sample_euler  # D clamped to [−1, 1] inside (§3.6)
+        return solver(den, x, grid, extra_args={"cond": cond, "clamp": True})
 
     def plan(self, obs: np.ndarray, goal: np.ndarray | None = None) -> np.ndarray:
         """Unnormalized plans (B, H, Dx) — action sequences (MuJoCo) or state sequences (Maze2d)."""
         single = np.asarray(obs).ndim == 1
         obs = np.asarray(obs)[None] if single else np.asarray(obs)
         x = self.sample(self.condition(obs, None if goal is None else np.asarray(goal).reshape(len(obs), -1)))
-        out = self.norm[self.x_key].unnormalize(x).cpu().numpy()
+        with torch.no_grad():
+            out = self.core.unnormalize(x).cpu().numpy()
         return out[0] if single else out
 
     def act_batch(self, obs: np.ndarray) -> np.ndarray:
-        """Closed loop (spec §6.1): the action at index To − 1 of each sampled action sequence."""
+        """Closed loop (docs/algorithm.md §6.1): the action at index To − 1 of each sampled action sequence."""
         if self.x_key != "actions":
             raise ValueError("act() needs an action-sequence planner; a state planner uses plan() + a controller")
         return self.plan(obs)[:, self.n_obs_steps - 1]
@@ -164,7 +175,7 @@ def load_planner(run_dir: str | Path, sampler: str = "auto", device: str = "cpu"
                  weights: str = "last") -> Planner:
     """Load a trained teacher or student run folder as a Planner (see `parse_sampler` for sampler names).
 
-    weights: "last" (model.safetensors), "ema", or "best" (the online-selection winner in best/, spec §6.3).
+    weights: "last" (model.safetensors), "ema", or "best" (the online-selection winner in best/, §6.3).
     """
     files = {"last": "model", "ema": "ema", "best": "best/model"}
     if weights not in files:

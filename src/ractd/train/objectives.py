@@ -12,7 +12,17 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from ..diffusion import CTMConfig, DDPMConfig, EDMConfig, ddpm_loss, edm_loss, ractd_loss, update_target
+from ..diffusion import (
+    CTMConfig,
+    CTMDenoiser,
+    DDPMConfig,
+    EDMConfig,
+    EDMDenoiser,
+    ddpm_loss,
+    edm_loss,
+    ractd_loss,
+    update_target,
+)
 
 
 def reward_inputs(batch: dict[str, torch.Tensor], kind: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -63,7 +73,7 @@ class TeacherObjective:
         if self.kind == "ddpm":
             loss = ddpm_loss(model, x0, cond, self.ddpm)
             return loss, {"loss": loss}
-        loss, denoised = edm_loss(model, x0, cond, self.edm, return_denoised=True)  # spec §3.3
+        loss, denoised = edm_loss(EDMDenoiser(model, self.edm), x0, cond, return_denoised=True)  # spec §3.3
         scalars = {"loss": loss}
         if self.reward_guidance > 0:
             r = plan_reward(self.reward_net, denoised, batch["obs"], self.reward_aggregate, self.n_obs_steps)
@@ -98,15 +108,19 @@ class RewardObjective:
 
 
 class StudentObjective:
-    """α·L_CTM + β·L_DSM + σ_r·L_reward with a frozen teacher, a frozen reward model and a target net (spec §4)."""
+    """α·L_CTM + β·L_DSM + σ_r·L_reward with a frozen teacher, a frozen reward model and a target net (spec §4).
 
-    def __init__(self, net: nn.Module, teacher_net: nn.Module, reward_net: nn.Module | None, ctm: CTMConfig,
+    `teacher` is the teacher run's `EDMDenoiser`: the student and its target are `CTMDenoiser`s with the
+    teacher's EDM constants, so the distillation cannot use other constants than the teacher was trained with.
+    """
+
+    def __init__(self, net: nn.Module, teacher: EDMDenoiser, reward_net: nn.Module | None, ctm: CTMConfig,
                  reward_aggregate: str, n_obs_steps: int):
-        self.net, self.ctm = net, ctm
-        self.teacher = teacher_net.eval().requires_grad_(False)
+        self.net, self.ctm, self.edm = net, ctm, teacher.edm
+        self.teacher = teacher.eval().requires_grad_(False)
         self.reward_net = None if reward_net is None else reward_net.eval().requires_grad_(False)
         # θ⁻ starts as the warm-started student (the reference copies it before the warm start: spec §4.8 pitfall)
-        self.target = copy.deepcopy(net).eval().requires_grad_(False)
+        self.target = CTMDenoiser(copy.deepcopy(net), self.edm).eval().requires_grad_(False)
         self.reward_aggregate, self.n_obs_steps = reward_aggregate, n_obs_steps
 
     def trainable(self) -> nn.Module:
@@ -123,18 +137,18 @@ class StudentObjective:
         def reward(x_hat: torch.Tensor) -> torch.Tensor:
             return plan_reward(self.reward_net, x_hat, obs, self.reward_aggregate, self.n_obs_steps)
 
-        losses = ractd_loss(model, self.target, self.teacher, batch["x"], batch["cond"], self.ctm,
-                            reward if self.reward_net is not None else None)
+        losses = ractd_loss(CTMDenoiser(model, self.edm), self.target, self.teacher, batch["x"], batch["cond"],
+                            self.ctm, reward if self.reward_net is not None else None)
         return losses.total, {"loss": losses.total, "ctm": losses.ctm, "dsm": losses.dsm, "reward": losses.reward}
 
     def after_optimizer_step(self, model: nn.Module, step: int) -> None:
-        update_target(self.target, model, self.ctm.target_decay)  # θ⁻ ← μθ⁻ + (1 − μ)θ
+        update_target(self.target.net, model, self.ctm.target_decay)  # θ⁻ ← μθ⁻ + (1 − μ)θ
 
     def extra_state(self) -> dict[str, torch.Tensor]:
-        return {f"target.{k}": v for k, v in self.target.state_dict().items()}
+        return {f"target.{k}": v for k, v in self.target.net.state_dict().items()}
 
     def load_extra_state(self, tensors: dict[str, torch.Tensor]) -> None:
-        self.target.load_state_dict({k.removeprefix("target."): v for k, v in tensors.items()})
+        self.target.net.load_state_dict({k.removeprefix("target."): v for k, v in tensors.items()})
 
 
 class InverseDynamicsObjective:

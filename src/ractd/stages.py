@@ -1,0 +1,165 @@
+"""The training stages: teacher, reward model, student, inverse dynamics — each one `train_stage` call.
+
+The top layer of the package: it joins data preparation (`ractd.prepare`), the artifact format
+(`ractd.artifact`), the objectives and the one training loop (`ractd.train`), and online model selection.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .artifact import (
+    STAGES,
+    Artifact,
+    ArtifactError,
+    build_network,
+    check_compatible,
+    load_artifact,
+    stage_header,
+    write_stage_header,
+)
+from .config import RunConfig
+from .prepare import PreparedData, prepare_data, stage_windows
+from .schema import to_dict
+
+
+def differing_fields(here: Any, there: Any, prefix: str) -> list[str]:
+    """Dotted paths where two JSON-like trees differ, with both values (for one readable error line)."""
+    if isinstance(here, dict) and isinstance(there, dict):
+        out = []
+        for key in sorted(set(here) | set(there)):
+            out += differing_fields(here.get(key), there.get(key), f"{prefix}.{key}")
+        return out
+    return [] if here == there else [f"{prefix} = {here!r} here, {there!r} in the teacher run"]
+
+
+def check_same_teacher(cfg: RunConfig, teacher: Artifact) -> None:
+    """The student is the teacher's U-Net distilled with the teacher's EDM constants: a student config whose
+    `teacher.kind`, `teacher.unet` or `teacher.edm` disagrees with the teacher run is refused (no silent
+    re-preconditioning of a teacher trained with other constants)."""
+    if teacher.config.teacher.kind != "edm" or teacher.denoiser is None or teacher.denoiser.kind != "edm":
+        raise ArtifactError(f"{teacher.path}: a CTM student distils an EDM teacher, not "
+                            f"{teacher.config.teacher.kind}")
+    ours = {"kind": cfg.teacher.kind, "unet": to_dict(cfg.teacher.unet), "edm": to_dict(cfg.teacher.edm)}
+    theirs = {"kind": teacher.config.teacher.kind, "unet": to_dict(teacher.config.teacher.unet),
+              "edm": to_dict(teacher.denoiser.edm)}
+    diff = differing_fields(ours, theirs, "teacher")
+    if diff:
+        raise ArtifactError(f"{teacher.path}: the student's teacher settings differ from the teacher run's "
+                            f"({'; '.join(diff)}); the student uses the teacher run's settings — drop the "
+                            f"override, or retrain the teacher with it")
+
+
+def train_stage(cfg: RunConfig, stage: str, run_root: str | Path, name: str | None = None,
+                progress: bool = True, resume: bool = True, callbacks: tuple = ()) -> Path:
+    """Train one stage of `cfg` into `run_root/<name or stage>` and return that folder."""
+    from .nn import count_parameters, insert_zero_time_columns
+    from .train import train
+    from .train.objectives import (
+        InverseDynamicsObjective,
+        RewardObjective,
+        StudentObjective,
+        TeacherObjective,
+    )
+
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}; expected one of {STAGES}")
+    run_root = Path(run_root)
+    run_dir = run_root / (name or stage)
+    torch.manual_seed(cfg.seed)
+    prep = prepare_data(cfg)
+    net = build_network(cfg, stage, prep.obs_dim, prep.act_dim)
+    section = {"teacher": cfg.teacher, "reward": cfg.reward, "student": cfg.student,
+               "inverse_dynamics": cfg.inverse_dynamics}[stage]
+    loop_cfg = section.train  # RunConfig gives every stage the run's seed and device
+    meta: dict[str, Any] = {"stage": stage, "task": cfg.task, "dataset": cfg.data.dataset,
+                            "dataset_fingerprint": prep.dataset.fingerprint()}
+
+    def frozen(run: str, what: str, weights: str = "model") -> Artifact:
+        art = load_artifact(run_root / run, weights=weights, expect_stage=what.split()[0])
+        check_compatible(art, prep.obs_dim, prep.act_dim, prep.normalizers, what)
+        return art
+
+    if stage == "teacher":
+        reward_net = None
+        if cfg.teacher.reward_guidance > 0:
+            reward_net = frozen(cfg.student.reward_run, "reward model").net.requires_grad_(False)
+        objective: Any = TeacherObjective(net, cfg.teacher.kind, cfg.teacher.edm, cfg.teacher.ddpm, reward_net,
+                                          cfg.teacher.reward_guidance, cfg.student.reward_aggregate,
+                                          cfg.data.n_obs_steps)
+    elif stage == "reward":
+        objective = RewardObjective(net, cfg.reward.input)
+    elif stage == "inverse_dynamics":
+        objective = InverseDynamicsObjective(net)
+    else:
+        weights = "model" if cfg.student.teacher_weights == "online" else "ema"
+        teacher = frozen(cfg.student.teacher_run, "teacher", weights)
+        check_same_teacher(cfg, teacher)
+        reward_net = frozen(cfg.student.reward_run, "reward model").net if cfg.student.ctm.reward_weight > 0 else None
+        # warm start: teacher weights with zero FiLM columns for the new s input (docs/algorithm.md §4.9)
+        net.load_state_dict(insert_zero_time_columns(teacher.net.state_dict(), cfg.teacher.unet.time_embed_dim))
+        objective = StudentObjective(net, teacher.denoiser, reward_net, cfg.student.ctm, cfg.student.reward_aggregate,
+                                     cfg.data.n_obs_steps)
+        meta["teacher"] = str(teacher.path)
+
+    if stage == "student" and cfg.student.eval_every_epochs > 0:
+        loop_cfg = dataclasses.replace(loop_cfg, callback_every=cfg.student.eval_every_epochs,
+                                       select_metric="eval_score", select_mode="max")
+        callbacks = (*callbacks, OnlineSelection(cfg, prep, run_dir))
+    train_src, val_src = stage_windows(cfg, prep, stage)
+    meta["parameters"] = count_parameters(net)
+    header = stage_header(cfg, stage, prep.obs_dim, prep.act_dim, prep.dataset.fingerprint())
+    write_stage_header(run_dir, header, prep.normalizers)
+    train(objective, train_src, loop_cfg, run_dir, val_data=val_src, resume=resume, progress=progress,
+          callbacks=list(callbacks), run_meta=meta)
+    return run_dir
+
+
+class OnlineSelection:
+    """Online model selection (docs/algorithm.md §6.3): every k epochs roll the current student out for n seeded
+    episodes, keep the top-k checkpoints by normalized score in `topk/`, log `eval_score`; the loop keeps the best
+    in `best/`.
+
+    This is *online* selection (the test environment chooses the checkpoint); reports must say so.
+    """
+
+    def __init__(self, cfg: RunConfig, prep: PreparedData, run_dir: Path):
+        from .evaluate.results import TopKCheckpoints
+
+        self.cfg, self.prep, self.run_dir = cfg, prep, run_dir
+        self.topk_path = run_dir / "topk" / "topk.json"
+        self.topk = TopKCheckpoints.from_json(self.topk_path) if self.topk_path.exists() else \
+            TopKCheckpoints(cfg.student.top_k, mode="max")
+
+    def __call__(self, step: int, epoch: int, model: nn.Module, ema_model: nn.Module | None, run_dir: Path):
+        from .envs import get_task, make_env
+        from .evaluate import evaluate
+        from .planning import Planner, PlannerPolicy
+        from .weights import save_state_dict
+
+        task = get_task(self.cfg.task)
+        art = Artifact.from_parts(run_dir, "student", self.cfg, model, self.prep.normalizers, self.prep.obs_dim,
+                                  self.prep.act_dim)
+        was_training = model.training
+        model.eval()
+        try:
+            planner = Planner(art, "one_step", device=str(next(model.parameters()).device), seed=self.cfg.seed)
+            refs = (task.ref_min_score, task.ref_max_score) if task.has_reference_scores else None
+            result = evaluate(PlannerPolicy(planner, self.cfg.eval.maze_controller if task.kind == "maze2d"
+                                            else "tracking"), lambda: make_env(task), self.cfg.student.eval_episodes,
+                              seed=self.cfg.eval.seed + 10_000, ref_scores=refs, progress=False)
+        finally:
+            model.train(was_training)
+        score = float(result.score_mean_se[0] if refs else result.return_mean_se[0])
+        path = self.run_dir / "topk" / f"step-{step}.safetensors"
+        if self.topk.would_keep(score):
+            save_state_dict(model, path)
+            for stale in self.topk.update(score, step, path):
+                Path(stale).unlink(missing_ok=True)
+            self.topk.to_json(self.topk_path)
+        return {"eval_score": score}
