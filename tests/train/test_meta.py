@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 import ractd
+from ractd.nn import count_parameters
 from ractd.train import meta
 
 
@@ -31,8 +32,9 @@ def test_git_revision_of_the_checkout_and_of_an_installed_copy(monkeypatch, tmp_
     assert meta.git_revision() == {"commit": None, "dirty": None}
 
 
-def test_count_parameters_by_hand():
+def test_parameter_counts_by_hand():
     net = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2))  # (3·4 + 4) + (4·2 + 2) = 26
     net[0].requires_grad_(False)
-    assert meta.count_parameters(net) == 26
-    assert meta.count_parameters(net, trainable_only=True) == 10
+    assert count_parameters(net) == 26
+    assert count_parameters(net, trainable_only=True) == 10
+    assert meta.parameter_counts(net) == {"total": 26, "trainable": 10}

@@ -1,5 +1,7 @@
 """Networks: the 1-D temporal U-Net (teacher/student), the reward MLP, inverse dynamics."""
 
+import torch
+
 from .embeddings import SinusoidalPosEmb, TimeEmbedding
 from .mlp import InverseDynamics, ResidualMLP
 from .unet import ConditionalUnet1D, insert_zero_time_columns
@@ -14,6 +16,6 @@ __all__ = [
 ]
 
 
-def count_parameters(module) -> int:
-    """Number of parameters (trainable or not)."""
-    return sum(p.numel() for p in module.parameters())
+def count_parameters(module: torch.nn.Module, trainable_only: bool = False) -> int:
+    """Number of scalar parameters: all of them, or only those with requires_grad (`trainable_only`)."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)

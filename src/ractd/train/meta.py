@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 import ractd
+from ractd.nn import count_parameters
 
 
 def utc_now() -> str:
@@ -53,9 +54,9 @@ def git_revision() -> dict[str, Any]:
     return {"commit": commit, "dirty": None if status is None else bool(status)}
 
 
-def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
-    """Number of scalar parameters (all, or only those with requires_grad)."""
-    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
+def parameter_counts(module: nn.Module) -> dict[str, int]:
+    """meta.json's parameter counts: {'total': all scalar parameters, 'trainable': those with requires_grad}."""
+    return {"total": count_parameters(module), "trainable": count_parameters(module, trainable_only=True)}
 
 
 def run_metadata(seed: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
