@@ -15,7 +15,7 @@ from .diffusion.ctm import CTMConfig
 from .diffusion.ddpm import DDPMConfig
 from .diffusion.edm import EDMConfig
 from .schema import from_dict, merge, parse_override, to_dict
-from .train.loop import LoopConfig
+from .train.config import LoopConfig
 
 
 @dataclass

@@ -1,18 +1,38 @@
-"""Training: the one generic loop (`train`) and what plugs into it (`Objective`, `BatchSource`)."""
+"""Training: the one generic loop (`train`) and what plugs into it (`Objective`, `BatchSource`).
 
-from ractd.train.distributed import unwrap
-from ractd.train.ema import EMA, ema_decay
-from ractd.train.loop import (
-    BatchSource,
-    LoopConfig,
-    Objective,
-    TrainResult,
-    batch_indices,
-    epoch_permutation,
-    steps_per_epoch,
-    train,
-)
-from ractd.train.schedule import cosine_warmup_factor, cosine_warmup_lr
+The names below are imported on first use, so `import ractd.train.config` (LoopConfig, read by every
+run config) does not import torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ractd.train.config import LoopConfig
+    from ractd.train.distributed import unwrap
+    from ractd.train.ema import EMA, ema_decay
+    from ractd.train.loop import train
+    from ractd.train.order import batch_indices, epoch_permutation, steps_per_epoch
+    from ractd.train.protocols import BatchSource, Objective, TrainResult
+    from ractd.train.schedule import cosine_warmup_factor, cosine_warmup_lr
+
+_HOME = {  # exported name → the submodule defining it
+    "EMA": "ema",
+    "BatchSource": "protocols",
+    "LoopConfig": "config",
+    "Objective": "protocols",
+    "TrainResult": "protocols",
+    "batch_indices": "order",
+    "cosine_warmup_factor": "schedule",
+    "cosine_warmup_lr": "schedule",
+    "ema_decay": "ema",
+    "epoch_permutation": "order",
+    "steps_per_epoch": "order",
+    "train": "loop",
+    "unwrap": "distributed",
+}
 
 __all__ = [
     "EMA",
@@ -29,3 +49,15 @@ __all__ = [
     "train",
     "unwrap",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOME:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -15,13 +15,13 @@ import csv
 import io
 import math
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from rich.progress import Progress, TextColumn
-
 from ractd.io import atomic_path
-from ractd.progress import eta_columns
+from ractd.progress import Bar, progress_bar
 
 CSV_NAME = "train.csv"
 TB_DIR = "tb"
@@ -160,32 +160,22 @@ class RunLogger:
 
 
 class TrainProgress:
-    """rich progress bar over optimizer steps with ETA and the latest losses (disabled → no output)."""
+    """Training view of a `ractd.progress` bar: the epoch in the title, the latest losses in the info field."""
 
-    def __init__(self, total: int, start: int, enabled: bool, title: str = "train") -> None:
-        self.enabled = enabled
-        self.title = title
-        self._progress: Progress | None = None
-        if enabled:
-            self._progress = Progress(*eta_columns("[bold]{task.description}"), TextColumn("{task.fields[scalars]}"))
-            self._task = self._progress.add_task(title, total=total, completed=start, scalars="")
-
-    def __enter__(self) -> TrainProgress:
-        if self._progress is not None:
-            self._progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._progress is not None:
-            self._progress.stop()
+    def __init__(self, bar: Bar, title: str = "train") -> None:
+        self.bar, self.title = bar, title
 
     def update(self, step: int, epoch: int, epochs: int, scalars: dict[str, float] | None = None) -> None:
         """Move the bar to `step`; show the epoch and (if given) a few scalars."""
-        if self._progress is None:
-            return
-        fields = {}
+        info = None
         if scalars is not None:
             shown = [k for k in scalars if "loss" in k][:4] + (["lr"] if "lr" in scalars else [])
-            fields["scalars"] = "  ".join(f"{k}={scalars[k]:.4g}" for k in shown)
-        self._progress.update(self._task, completed=step,
-                              description=f"{self.title} epoch {epoch + 1}/{epochs}", **fields)
+            info = "  ".join(f"{k}={scalars[k]:.4g}" for k in shown)
+        self.bar.update(completed=step, description=f"[bold]{self.title} epoch {epoch + 1}/{epochs}", info=info)
+
+
+@contextmanager
+def train_progress(total: int, start: int, enabled: bool, title: str = "train") -> Iterator[TrainProgress]:
+    """A progress bar over optimizer steps `start`..`total` with ETA and the latest losses (disabled: silent)."""
+    with progress_bar(f"[bold]{title}", total=total, enabled=enabled, completed=start) as bar:
+        yield TrainProgress(bar, title)
