@@ -1,11 +1,15 @@
-"""Discounted returns-to-go within episodes (spec §2.1) against hand-computed values and a loop."""
+"""Returns of concatenated episodes against hand-computed values, closed forms and a loop: returns-to-go within
+episodes (spec §2.1), per-episode returns and D4RL's normalized score."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pytest
 
 from ractd.data import returns_to_go
+from ractd.data.returns import episode_returns, normalized_score
 
 
 def naive_rtg(rewards, ends, discount):
@@ -64,3 +68,73 @@ def test_rejects_bad_episode_ends():
         returns_to_go(np.ones(4), np.array([2, 3]))
     with pytest.raises(ValueError, match="episode_ends"):
         returns_to_go(np.ones(4), np.array([2, 2, 4]))
+
+
+def test_episode_returns_on_hand_values_with_a_one_step_episode():
+    rewards = np.array([1.0, 2.0, 3.0, -4.0, 0.5, 0.25], dtype=np.float32)
+    # episodes [1, 2, 3], [-4] (one step), [0.5, 0.25]
+    returns = episode_returns(rewards, np.array([3, 4, 6]))
+    np.testing.assert_array_equal(returns, [6.0, -4.0, 0.75])
+    assert returns.dtype == np.float64
+    np.testing.assert_array_equal(episode_returns([7.0], [1]), [7.0])  # one episode of one step
+    np.testing.assert_array_equal(episode_returns(np.ones(5), np.arange(1, 6)), np.ones(5))  # all of length 1
+    assert episode_returns([], []).shape == (0,)
+
+
+def test_episode_returns_closed_forms():
+    # r_t = t within an episode of length L sums to L(L-1)/2; a constant c sums to c·L
+    lengths = np.array([1, 2, 5, 100, 1, 37])
+    ramp = np.concatenate([np.arange(n, dtype=np.float64) for n in lengths])
+    np.testing.assert_array_equal(episode_returns(ramp, np.cumsum(lengths)), lengths * (lengths - 1) / 2)
+    np.testing.assert_allclose(episode_returns(np.full(lengths.sum(), 0.1), np.cumsum(lengths)), 0.1 * lengths)
+
+
+def test_episode_returns_are_the_discount_one_returns_to_go_at_each_start():
+    rng = np.random.default_rng(1)
+    lengths = rng.integers(1, 200, size=30)
+    ends = np.cumsum(lengths)
+    rewards = rng.normal(size=ends[-1])
+    starts = ends - lengths
+    np.testing.assert_allclose(episode_returns(rewards, ends), returns_to_go(rewards, ends, discount=1.0)[starts],
+                               rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(episode_returns(rewards, ends), [r.sum() for r in np.split(rewards, ends[:-1])],
+                               rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("ends", [[2, 3], [2, 2, 4], [3, 2, 4], [0, 4], [], [2, 5]])
+def test_episode_returns_rejects_bad_episode_ends(ends):
+    with pytest.raises(ValueError, match="episode_ends"):
+        episode_returns(np.ones(4), np.array(ends, dtype=np.int64))
+
+
+def test_normalized_score_closed_form():
+    lo, hi = -20.272305, 3234.3  # D4RL's hopper references
+    np.testing.assert_allclose(normalized_score([lo, hi, (lo + hi) / 2], lo, hi), [0.0, 100.0, 50.0], atol=1e-12)
+    assert normalized_score(5.0, 0.0, 10.0) == 50.0
+    assert normalized_score(5.0, 0.0, 10.0).shape == ()  # a scalar stays 0-d
+    assert normalized_score(-10.0, 0.0, 10.0) == -100.0  # below random, above expert: not clipped
+    assert normalized_score(30.0, 0.0, 10.0) == 300.0
+    # linear: 100·(R − R_min)/(R_max − R_min)
+    r = np.linspace(-50, 50, 11).reshape(11, 1)
+    np.testing.assert_allclose(normalized_score(r, -3.0, 7.0), 100.0 * (r + 3.0) / 10.0)
+    assert normalized_score(r, -3.0, 7.0).shape == (11, 1)
+    assert normalized_score(np.int64(4), 2, 6) == 50.0
+
+
+@pytest.mark.parametrize("ref", [(2.0, 2.0), (math.nan, 1.0), (0.0, math.inf), (-math.inf, 0.0)])
+def test_normalized_score_needs_finite_distinct_references(ref):
+    with pytest.raises(ValueError, match="finite and distinct"):
+        normalized_score([1.0], *ref)
+
+
+def test_every_normalized_score_is_this_one():
+    """The dataset card, the task registry and the evaluator score with the same function."""
+    from ractd.data import card
+    from ractd.envs import get_task
+    from ractd.envs import normalized_score as task_score
+    from ractd.evaluate import metrics
+
+    assert card.normalized_score is normalized_score and metrics.normalized_score is normalized_score
+    spec = get_task("hopper-medium")
+    assert task_score("hopper-medium", 1000.0) == float(normalized_score(1000.0, spec.ref_min_score,
+                                                                         spec.ref_max_score))

@@ -10,17 +10,13 @@ from typing import Any
 import numpy as np
 
 from ractd.data.dataset import OfflineDataset
+from ractd.data.returns import normalized_score
 
 
 def _stats(x: np.ndarray) -> dict[str, float]:
     q25, q50, q75 = np.percentile(x, [25, 50, 75])
     return {"mean": float(x.mean()), "std": float(x.std()), "min": float(x.min()), "q25": float(q25),
             "median": float(q50), "q75": float(q75), "max": float(x.max())}
-
-
-def normalized_score(returns: np.ndarray | float, ref_min_score: float, ref_max_score: float) -> Any:
-    """D4RL normalized score ×100: 100·(R − ref_min)/(ref_max − ref_min)."""
-    return 100.0 * (np.asarray(returns, dtype=np.float64) - ref_min_score) / (ref_max_score - ref_min_score)
 
 
 def dataset_card(
@@ -31,7 +27,8 @@ def dataset_card(
     Keys: ``name``, ``fingerprint``, ``episodes``, ``steps``, ``obs_dim``, ``act_dim``,
     ``terminal_episodes`` (episodes ending in a terminal), ``episode_length`` and ``return``
     (mean, std, min, q25, median, q75, max of the undiscounted episode return), and
-    ``normalized_return`` (the same ×100 with the D4RL formula) when both references are given.
+    ``normalized_return`` (the same ×100 with the D4RL formula, `normalized_score`) when both references are
+    given.
     """
     returns = ds.episode_returns()
     card: dict[str, Any] = {

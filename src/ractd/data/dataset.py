@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ractd.data.errors import dataset_error
+from ractd.data.returns import episode_returns
 
 #: Keys every dataset must provide (D4RL v2 layout).
 REQUIRED_KEYS: tuple[str, ...] = ("observations", "actions", "rewards", "terminals", "timeouts")
@@ -264,8 +265,8 @@ class OfflineDataset:
         return {k: v[s:e] for k, v in self.to_arrays().items()}
 
     def episode_returns(self) -> np.ndarray:
-        """(E,) float64 undiscounted return Σ_t r_t of every episode."""
-        return np.add.reduceat(self.rewards.astype(np.float64), self.episode_starts)
+        """(E,) float64 undiscounted return Σ_t r_t of every episode (`ractd.data.returns.episode_returns`)."""
+        return episode_returns(self.rewards, self.episode_ends)
 
     def step_episode_index(self) -> np.ndarray:
         """(N,) int64: the episode every step belongs to."""

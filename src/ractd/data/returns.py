@@ -1,8 +1,47 @@
-"""Discounted returns-to-go within episodes, the reward model's regression target (spec §2.1)."""
+"""Returns of concatenated episodes, each defined once: discounted returns-to-go within episodes (the reward
+model's regression target, spec §2.1), the undiscounted return of every episode, and D4RL's normalized score."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+from numpy.typing import ArrayLike
+
+
+def _episode_ends(episode_ends: ArrayLike, n: int) -> np.ndarray:
+    """``episode_ends`` as (E,) int64, checked: strictly increasing, every episode non-empty, the last = N."""
+    ends = np.asarray(episode_ends, dtype=np.int64).reshape(-1)
+    if ends.size == 0 or ends[-1] != n or (np.diff(ends, prepend=0) <= 0).any():
+        raise ValueError(f"episode_ends must be strictly increasing and end at N={n}, found {ends}")
+    return ends
+
+
+def episode_returns(rewards: ArrayLike, episode_ends: ArrayLike) -> np.ndarray:
+    """(E,) float64 undiscounted return Σ_t r_t of every episode of concatenated per-step rewards.
+
+    Args:
+        rewards: (N,) raw rewards of the concatenated episodes.
+        episode_ends: (E,) exclusive end index of every episode (last = N; no empty episode).
+    """
+    r = np.asarray(rewards, dtype=np.float64).reshape(-1)
+    if r.size == 0 and np.size(episode_ends) == 0:
+        return np.zeros(0)
+    ends = _episode_ends(episode_ends, r.shape[0])
+    return np.add.reduceat(r, np.concatenate([[0], ends[:-1]]))
+
+
+def normalized_score(returns: ArrayLike, ref_min: float, ref_max: float) -> np.ndarray:
+    """D4RL's normalized score ×100: 100·(R − R_min)/(R_max − R_min) (R_min: random, R_max: expert return).
+
+    Returns float64 of the shape of ``returns`` (0-d for a scalar). Raises ``ValueError`` unless both
+    references are finite and distinct."""
+    if not (math.isfinite(ref_min) and math.isfinite(ref_max)) or ref_max == ref_min:
+        raise ValueError(
+            "normalized_score: reference returns must be finite and distinct, "
+            f"got min={ref_min}, max={ref_max}"
+        )
+    return 100.0 * (np.asarray(returns, dtype=np.float64) - ref_min) / (ref_max - ref_min)
 
 
 def returns_to_go(
@@ -30,10 +69,8 @@ def returns_to_go(
         (N,) float32 returns-to-go.
     """
     r = np.asarray(rewards, dtype=np.float64).reshape(-1).copy()
-    ends = np.asarray(episode_ends, dtype=np.int64).reshape(-1)
     n = r.shape[0]
-    if ends.size == 0 or ends[-1] != n or (np.diff(ends, prepend=0) <= 0).any():
-        raise ValueError(f"episode_ends must be strictly increasing and end at N={n}, found {ends}")
+    ends = _episode_ends(episode_ends, n)
     if termination_penalty != 0.0:
         if terminals is None:
             raise ValueError("termination_penalty needs `terminals` to know which episodes terminated")

@@ -15,6 +15,7 @@ from typing import Any, Literal
 import gymnasium as gym
 import numpy as np
 
+from ractd.data.returns import normalized_score as _normalized_score
 from ractd.envs import locomotion, maze2d
 
 TaskKind = Literal["locomotion", "maze2d"]
@@ -159,14 +160,13 @@ def make_env(task: str | TaskSpec, seed: int | None = None, **kwargs: Any) -> gy
 
 
 def normalized_score(task: str | TaskSpec, returns: float | np.ndarray) -> float | np.ndarray:
-    """D4RL's normalized score: 100 * (R - ref_min) / (ref_max - ref_min)."""
+    """D4RL's normalized score ×100 of a task's returns (`ractd.data.returns.normalized_score` with the task's
+    reference returns); a float for a scalar return."""
     spec = get_task(task)
     if not spec.has_reference_scores:
         raise ValueError(
             f"task {spec.name!r} has no reference scores (ref_min_score/ref_max_score), "
             "so its returns cannot be normalized"
         )
-    score = 100.0 * (np.asarray(returns, dtype=np.float64) - spec.ref_min_score) / (
-        spec.ref_max_score - spec.ref_min_score
-    )
+    score = _normalized_score(returns, spec.ref_min_score, spec.ref_max_score)
     return float(score) if score.ndim == 0 else score

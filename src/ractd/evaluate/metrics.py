@@ -1,5 +1,6 @@
-"""Episode metrics, each defined once: true return, the reference code's running-max metric, normalized
-score ×100, and mean ± standard error (spec §6.1, §8 item 1)."""
+"""Episode metrics: true return, the reference code's running-max metric, normalized score ×100, and mean ±
+standard error (spec §6.1, §8 item 1). The return and the normalized score are defined once, in
+``ractd.data.returns`` (the datasets use them too); this module applies them to rollouts."""
 
 from __future__ import annotations
 
@@ -7,6 +8,10 @@ import math
 
 import numpy as np
 from numpy.typing import ArrayLike
+
+from ractd.data.returns import episode_returns, normalized_score
+
+__all__ = ["episode_return", "mean_and_standard_error", "normalized_score", "running_max_return"]
 
 
 def _rewards_1d(rewards: ArrayLike) -> np.ndarray:
@@ -17,8 +22,9 @@ def _rewards_1d(rewards: ArrayLike) -> np.ndarray:
 
 
 def episode_return(rewards: ArrayLike) -> float:
-    """The true (undiscounted) episode return Σ_t r_t."""
-    return float(np.sum(_rewards_1d(rewards)))
+    """The true (undiscounted) return Σ_t r_t of one episode (0 for no step); ``episode_returns`` of a batch."""
+    r = _rewards_1d(rewards)
+    return float(episode_returns(r, [r.size])[0]) if r.size else 0.0
 
 
 def running_max_return(rewards: ArrayLike) -> float:
@@ -26,9 +32,7 @@ def running_max_return(rewards: ArrayLike) -> float:
     maximum of the per-step rewards. It is ≥ the true return and equal to it only when the rewards
     never decrease. Kept only to show the size of the reference's inflation."""
     r = _rewards_1d(rewards)
-    if r.size == 0:
-        return 0.0
-    return float(np.sum(np.maximum.accumulate(r)))
+    return episode_return(np.maximum.accumulate(r)) if r.size else 0.0
 
 
 def mean_and_standard_error(x: ArrayLike) -> tuple[float, float]:
@@ -41,12 +45,3 @@ def mean_and_standard_error(x: ArrayLike) -> tuple[float, float]:
         return mean, math.nan
     return mean, float(a.std(ddof=1) / math.sqrt(a.size))
 
-
-def normalized_score(returns: ArrayLike, ref_min: float, ref_max: float) -> np.ndarray:
-    """D4RL's normalized score ×100: 100·(R − R_min)/(R_max − R_min) (R_min: random, R_max: expert)."""
-    if not (math.isfinite(ref_min) and math.isfinite(ref_max)) or ref_max == ref_min:
-        raise ValueError(
-            "normalized_score: reference returns must be finite and distinct, "
-            f"got min={ref_min}, max={ref_max}"
-        )
-    return 100.0 * (np.asarray(returns, dtype=np.float64) - ref_min) / (ref_max - ref_min)
