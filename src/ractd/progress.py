@@ -22,8 +22,8 @@ def eta_columns(description: str = "{task.description}") -> tuple[Any, ...]:
 
 
 class Bar:
-    """Handle of one progress bar: `advance(n)`, or `update(completed=, description=, info=)`. A disabled bar
-    accepts the same calls and prints nothing."""
+    """Handle of one progress bar: `advance(n)`, or `update(completed=, description=, info=, total=, advance=)`.
+    A disabled bar accepts the same calls and prints nothing."""
 
     def __init__(self, progress: Any = None, task: Any = None) -> None:
         self._progress, self._task = progress, task
@@ -33,7 +33,7 @@ class Bar:
             self._progress.advance(self._task, n)
 
     def update(self, completed: float | None = None, description: str | None = None, info: str | None = None,
-               total: float | None = None) -> None:
+               total: float | None = None, advance: float | None = None) -> None:
         if self._progress is None:
             return
         fields: dict[str, Any] = {}
@@ -45,13 +45,16 @@ class Bar:
             fields["info"] = info
         if total is not None:
             fields["total"] = total
+        if advance is not None:
+            fields["advance"] = advance
         self._progress.update(self._task, **fields)
 
 
 @contextmanager
 def progress_bar(description: str, total: float | None, enabled: bool = True, completed: float = 0,
-                 transient: bool = False) -> Iterator[Bar]:
-    """The one progress bar of ractd: `eta_columns` plus a free `info` text (latest losses, episodes done).
+                 transient: bool = False, info: str = "") -> Iterator[Bar]:
+    """The one progress bar of ractd: `eta_columns` plus a free `info` text (latest losses, episodes done),
+    starting at ``completed`` of ``total`` with ``info``; ``transient`` clears it when done.
 
         with progress_bar("rollouts", total=steps) as bar:
             bar.advance(n)
@@ -62,4 +65,4 @@ def progress_bar(description: str, total: float | None, enabled: bool = True, co
     from rich.progress import Progress, TextColumn
 
     with Progress(*eta_columns(), TextColumn("{task.fields[info]}"), transient=transient) as progress:
-        yield Bar(progress, progress.add_task(description, total=total, completed=completed, info=""))
+        yield Bar(progress, progress.add_task(description, total=total, completed=completed, info=info))

@@ -135,3 +135,19 @@ def test_bad_inputs_raise_clear_errors():
     with pytest.raises(ValueError, match="seed"):
         evaluate_sequential(ZeroPolicy(), CountdownEnv, n_episodes=1, seed=-1, max_episode_steps=5,
                             progress=False)
+
+
+def test_the_progress_bar_shows_episodes_done_and_changes_no_result(capsys):
+    """With progress on, both loops draw ractd's one progress bar (episodes done as its info text)."""
+    kwargs = dict(n_episodes=5, seed=2, max_episode_steps=50, legacy_running_max=True)
+    quiet = evaluate(ZeroPolicy(), CountdownEnv, progress=False, max_parallel=2, **kwargs)
+    capsys.readouterr()
+    shown = evaluate(ZeroPolicy(), CountdownEnv, progress=True, max_parallel=2, **kwargs)
+    out = capsys.readouterr().out
+    assert "evaluating" in out and "5/5 episodes" in out
+    sequential = evaluate_sequential(ZeroPolicy(), CountdownEnv, progress=True, **kwargs)
+    out = capsys.readouterr().out
+    assert "evaluating (sequential)" in out and "5/5 episodes" in out
+    for r in (shown, sequential):
+        np.testing.assert_array_equal(r.returns, quiet.returns)
+        np.testing.assert_array_equal(r.legacy_returns, quiet.legacy_returns)

@@ -21,10 +21,11 @@ from typing import Any, Protocol, runtime_checkable
 
 import gymnasium as gym
 import numpy as np
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from ractd.evaluate.metrics import episode_return, normalized_score, running_max_return
+from ractd.data.returns import episode_returns, normalized_score
+from ractd.evaluate.metrics import running_max_return
 from ractd.evaluate.results import EvalResult
+from ractd.progress import progress_bar
 
 EnvFactory = Callable[[], gym.Env]
 DEFAULT_MAX_PARALLEL = 256
@@ -116,24 +117,18 @@ def _describe(policy: BatchPolicy, description: str | None) -> str:
     return description or getattr(policy, "description", None) or type(policy).__qualname__
 
 
-def _progress_bar(enabled: bool) -> Progress:
-    return Progress(
-        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[episodes]}"),
-        TimeElapsedColumn(), TimeRemainingColumn(), disable=not enabled, transient=False,
-    )
-
-
 def _result(
     rewards: list[np.ndarray], terminated: list[bool], seeds: np.ndarray, limit: int, wall: float,
     policy_seconds: float, description: str, env_id: str, mode: str, max_parallel: int,
     ref_scores: tuple[float, float] | None, legacy_running_max: bool,
 ) -> EvalResult:
-    returns = np.array([episode_return(r) for r in rewards])
+    lengths = np.array([len(r) for r in rewards])
+    returns = episode_returns(np.concatenate(rewards), np.cumsum(lengths))
     legacy = np.array([running_max_return(r) for r in rewards]) if legacy_running_max else None
     score = None if ref_scores is None else (lambda x: normalized_score(x, *ref_scores))
     return EvalResult(
         returns=returns,
-        lengths=np.array([len(r) for r in rewards]),
+        lengths=lengths,
         seeds=seeds,
         terminated=np.array(terminated),
         max_episode_steps=limit,
@@ -207,10 +202,8 @@ def evaluate(
             policy.reset(observations[slots], stack_infos(infos), slots)
             policy_seconds += time.perf_counter() - t0
 
-        bar = _progress_bar(progress)
-        with bar:
-            # progress in episode-steps of budget: an early end advances by the unused steps
-            task = bar.add_task("evaluating", total=n_episodes * limit, episodes=f"0/{n_episodes} episodes")
+        # progress in episode-steps of budget: an early end advances by the unused steps
+        with progress_bar("evaluating", n_episodes * limit, progress, info=f"0/{n_episodes} episodes") as bar:
             done = 0
             start = time.perf_counter()
             start_episodes(np.arange(n_slots))
@@ -230,10 +223,10 @@ def evaluate(
                         episode_rewards[episode] = np.array(rewards_of_slot[slot])
                         episode_terminated[episode] = bool(terminated)
                         finished.append(slot)
-                        bar.advance(task, limit - len(rewards_of_slot[slot]))
+                        bar.advance(limit - len(rewards_of_slot[slot]))
                 running[finished] = False
                 done += len(finished)
-                bar.update(task, advance=len(slots), episodes=f"{done}/{n_episodes} episodes")
+                bar.update(advance=len(slots), info=f"{done}/{n_episodes} episodes")
                 refill = np.array(finished[: n_episodes - next_episode], dtype=np.int64)
                 if refill.size:
                     start_episodes(refill)
@@ -269,9 +262,7 @@ def evaluate_sequential(
         index = np.zeros(1, dtype=np.int64)
         episode_rewards, episode_terminated = [], []
         policy_seconds = 0.0
-        bar = _progress_bar(progress)
-        with bar:
-            task = bar.add_task("evaluating (sequential)", total=n_episodes, episodes="")
+        with progress_bar("evaluating (sequential)", n_episodes, progress) as bar:
             start = time.perf_counter()
             for i in range(n_episodes):
                 obs, info = _first_observation(env, int(seeds[i]))
@@ -291,7 +282,7 @@ def evaluate_sequential(
                         break
                 episode_rewards.append(np.array(rewards))
                 episode_terminated.append(bool(terminated))
-                bar.update(task, advance=1, episodes=f"{i + 1}/{n_episodes} episodes")
+                bar.update(advance=1, info=f"{i + 1}/{n_episodes} episodes")
             wall = time.perf_counter() - start
     finally:
         env.close()
