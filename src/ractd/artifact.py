@@ -138,21 +138,18 @@ def write_stage_header(run_dir: Path, header: dict[str, Any], normalizers: Norma
 
 
 def upgrade_header(header: dict[str, Any]) -> dict[str, Any]:
-    """Read a config.json written by an earlier ractd: the student's EDM constants used to live in
-    `student.ctm.edm` (now the teacher's `teacher.edm`, stored under "denoiser"), and `init_noise_scale` in
-    `student.ctm` (now `teacher.edm.init_noise_scale`)."""
-    header = {**header, "config": upgrade_config_dict(dict(header["config"]))}
+    """Read a config.json written by an earlier ractd (`upgrade_config_dict` for the config). An old student run
+    kept its EDM constants in `student.ctm.edm`; they become its "denoiser" constants and its `teacher.edm`."""
     cfg = header["config"]
-    ctm = (cfg.get("student") or {}).get("ctm")
-    if isinstance(ctm, dict) and ("edm" in ctm or "init_noise_scale" in ctm):
-        ctm = dict(ctm)
-        old_edm, scale = ctm.pop("edm", None), ctm.pop("init_noise_scale", None)
-        teacher = dict(cfg.get("teacher") or {})
-        edm = dict(old_edm if header.get("stage") == "student" and old_edm else teacher.get("edm") or {})
-        if scale is not None:
-            edm["init_noise_scale"] = scale
-        teacher["edm"] = edm
-        header["config"] = {**cfg, "teacher": teacher, "student": {**cfg["student"], "ctm": ctm}}
+    ctm = (cfg.get("student") or {}).get("ctm") if isinstance(cfg, dict) else None
+    header = {**header}
+    if header.get("stage") == "student" and "denoiser" not in header and isinstance(ctm, dict) and "edm" in ctm:
+        edm = dict(ctm["edm"])
+        if "init_noise_scale" in ctm:
+            edm["init_noise_scale"] = ctm["init_noise_scale"]
+        header["denoiser"] = {"kind": "ctm", "edm": edm}
+        cfg = {**cfg, "teacher": {**(cfg.get("teacher") or {}), "edm": edm}}
+    header["config"] = upgrade_config_dict(cfg)
     return header
 
 

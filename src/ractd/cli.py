@@ -40,7 +40,7 @@ def _train(stage: str, task: str, size: str | None, overrides: list[str], config
     from .artifact import ArtifactError
     from .data import DatasetError
     from .presets import resolve_config
-    from .stages import train_stage
+    from .stages import teacher_settings, train_stage
 
     size = size or ("cpu" if not _has_gpu() else "paper")
     extra = list(overrides)
@@ -52,6 +52,10 @@ def _train(stage: str, task: str, size: str | None, overrides: list[str], config
         extra.append(f'data.dataset="{dataset}"')
     try:
         cfg = resolve_config(task, size, extra, str(config) if config else None)
+        if stage == "student":  # the teacher run's network and EDM constants, unless set here (then checked)
+            inherited = teacher_settings(runs / task, cfg.student.teacher_run)
+            if inherited:
+                cfg = resolve_config(task, size, extra, str(config) if config else None, inherited=inherited)
         run_dir = train_stage(cfg, stage, runs / task, name=name, resume=resume)
     except (ValueError, KeyError, FileNotFoundError, DatasetError, ArtifactError) as e:
         _fail(e)

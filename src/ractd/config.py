@@ -163,6 +163,8 @@ class RunConfig:
         return to_dict(self)
 
 
+# Moved keys: `student.ctm.edm` (the student now distils with the teacher run's `teacher.edm`; dropped) and
+# `student.ctm.init_noise_scale` (now `teacher.edm.init_noise_scale`).
 # Keys an older ractd wrote into every config.json although no code read them: `eval.episodes`,
 # `eval.max_parallel` and `eval.legacy_running_max` (`ractd eval` takes them as options) and
 # `inverse_dynamics.enabled` (the stage is trained when it is run).
@@ -178,6 +180,14 @@ def upgrade_config_dict(d: Any) -> Any:
     if not isinstance(d, dict):
         return d
     out = copy.deepcopy(d)
+    ctm = (out.get("student") or {}).get("ctm") if isinstance(out.get("student"), dict) else None
+    if isinstance(ctm, dict):  # the student's EDM copy is gone: it uses the teacher's `teacher.edm`
+        ctm.pop("edm", None)
+        if "init_noise_scale" in ctm:  # moved to the constants the teacher and its student share
+            scale = ctm.pop("init_noise_scale")
+            teacher = out.setdefault("teacher", {})
+            if isinstance(teacher, dict):
+                teacher.setdefault("edm", {}).setdefault("init_noise_scale", scale)
     for dotted in RETIRED_KEYS:
         *parents, leaf = dotted.split(".")
         node: Any = out

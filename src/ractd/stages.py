@@ -21,6 +21,7 @@ from .artifact import (
     check_compatible,
     load_artifact,
     stage_header,
+    upgrade_header,
     write_stage_header,
 )
 from .config import RunConfig
@@ -36,6 +37,21 @@ def differing_fields(here: Any, there: Any, prefix: str) -> list[str]:
             out += differing_fields(here.get(key), there.get(key), f"{prefix}.{key}")
         return out
     return [] if here == there else [f"{prefix} = {here!r} here, {there!r} in the teacher run"]
+
+
+def teacher_settings(run_root: str | Path, teacher_run: str = "teacher") -> dict[str, Any] | None:
+    """{"teacher": {kind, unet, edm}} of the teacher run `run_root/teacher_run` — what a student of it inherits
+    (`resolve_config(..., inherited=...)`) — or None if that run does not exist yet."""
+    from .io import read_json
+
+    path = Path(run_root) / teacher_run / "config.json"
+    if not path.exists():
+        return None
+    header = upgrade_header(read_json(path))
+    teacher = header["config"].get("teacher", {})
+    edm = (header.get("denoiser") or {}).get("edm", teacher.get("edm"))
+    return {"teacher": {k: v for k, v in (("kind", teacher.get("kind")), ("unet", teacher.get("unet")),
+                                          ("edm", edm)) if v is not None}}
 
 
 def check_same_teacher(cfg: RunConfig, teacher: Artifact) -> None:

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from ractd.diffusion import CTMConfig, DDPMConfig, EDMConfig
+from ractd.diffusion import CTMConfig, DDPMConfig, EDMConfig, EDMDenoiser
 from ractd.nn import ConditionalUnet1D, InverseDynamics, ResidualMLP
 from ractd.train.objectives import (
     InverseDynamicsObjective,
@@ -179,7 +179,8 @@ def student_objective(reward_weight: float = 1.0, target_decay: float = 0.0, rew
     student, teacher = tiny_unet(2), tiny_unet(1)
     reward_net = ResidualMLP(2 + 3, [8]) if reward else None
     cfg = CTMConfig(reward_weight=reward_weight, target_decay=target_decay)
-    return StudentObjective(student, teacher, reward_net, cfg, "first_action", 1)
+    return StudentObjective(student, EDMDenoiser(teacher, EDMConfig(sigma_data=0.4)), reward_net, cfg,
+                            "first_action", 1)
 
 
 def test_the_student_freezes_teacher_and_reward_and_starts_its_target_at_the_student():
@@ -187,8 +188,9 @@ def test_the_student_freezes_teacher_and_reward_and_starts_its_target_at_the_stu
     assert not obj.teacher.training and not any(p.requires_grad for p in obj.teacher.parameters())
     assert not any(p.requires_grad for p in obj.reward_net.parameters())
     for k, v in obj.net.state_dict().items():
-        assert torch.equal(obj.target.state_dict()[k], v)
+        assert torch.equal(obj.target.net.state_dict()[k], v)
     assert obj.trainable() is obj.net
+    assert obj.target.edm == obj.edm == EDMConfig(sigma_data=0.4)  # the teacher's constants, not the defaults
 
 
 def test_the_student_loss_logs_its_three_terms_and_only_the_student_gets_gradients():
@@ -214,12 +216,12 @@ def test_ctd_is_the_student_without_a_reward_model():
 @pytest.mark.parametrize("decay", [0.0, 0.5])
 def test_the_target_net_follows_the_student_after_each_step(decay):
     obj = student_objective(target_decay=decay)
-    before = copy.deepcopy(obj.target.state_dict())
+    before = copy.deepcopy(obj.target.net.state_dict())
     with torch.no_grad():
         for p in obj.net.parameters():
             p.add_(1.0)
     obj.after_optimizer_step(obj.net, 0)
-    for (name, p_t), p in zip(obj.target.named_parameters(), obj.net.parameters(), strict=True):
+    for (name, p_t), p in zip(obj.target.net.named_parameters(), obj.net.parameters(), strict=True):
         torch.testing.assert_close(p_t, decay * before[name] + (1 - decay) * p)
 
 
@@ -231,10 +233,11 @@ def test_the_target_net_survives_a_checkpoint_through_extra_state():
     state = obj.extra_state()
     assert state and all(k.startswith("target.") for k in state)
     fresh = student_objective(target_decay=0.5)
-    assert not all(torch.equal(fresh.target.state_dict()[k.removeprefix("target.")], v) for k, v in state.items())
+    assert not all(torch.equal(fresh.target.net.state_dict()[k.removeprefix("target.")], v)
+                   for k, v in state.items())
     fresh.load_extra_state({k: v.clone() for k, v in state.items()})
     for k, v in state.items():
-        assert torch.equal(fresh.target.state_dict()[k.removeprefix("target.")], v)
+        assert torch.equal(fresh.target.net.state_dict()[k.removeprefix("target.")], v)
 
 
 def test_inverse_dynamics_regresses_the_first_action_from_the_transition():

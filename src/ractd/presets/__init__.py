@@ -116,9 +116,13 @@ def generic_preset(task: str, size: str = "cpu", dataset: str = "", preset_dirs:
 
 
 def resolve_config(task: str, size: str = "cpu", overrides: list[str] | None = None,
-                   config_file: str | None = None, preset_dirs: PresetDirs = None) -> RunConfig:
-    """Preset → optional JSON config file → command-line overrides, validated at every layer."""
+                   config_file: str | None = None, preset_dirs: PresetDirs = None,
+                   inherited: dict | None = None) -> RunConfig:
+    """Preset → `inherited` (settings taken from an earlier stage's run, e.g. the teacher's network and EDM
+    constants for its student) → optional JSON config file → command-line overrides, validated at every layer."""
     cfg = preset(task, size, preset_dirs)
+    if inherited:
+        cfg = apply_overrides(cfg, None, inherited)
     extra = None
     if config_file:
         try:
