@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+from ractd import weights
 from ractd.train import checkpoint as ck
 
 
@@ -113,13 +114,13 @@ def test_mixed_files_and_wrong_weights_are_refused_with_the_file_named(tmp_path)
         tmp_path / "a" / "checkpoint" / "model.safetensors")
     with pytest.raises(ValueError, match=r"a/checkpoint/model.safetensors: metadata step '2' does not match"):
         ck.load_checkpoint(tmp_path / "a")
-    path = ck.save_state_dict(model, tmp_path / "w.safetensors")
+    path = weights.save_state_dict(model, tmp_path / "w.safetensors")
     bigger = nn.Sequential(nn.Linear(3, 5), nn.Tanh(), nn.Linear(5, 2), nn.Linear(2, 2))
     with pytest.raises(ValueError, match=r"w.safetensors: weights do not match the model: "
                                          r"missing keys \['3.bias'"):
-        ck.load_state_dict_into(bigger, path)
+        weights.load_state_dict_into(bigger, path)
     with pytest.raises(ValueError, match=r"key '0.weight' has shape \(5, 3\), the model expects \(4, 3\)"):
-        ck.load_state_dict_into(nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(5, 2)), path)
+        weights.load_state_dict_into(nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(5, 2)), path)
     (tmp_path / "junk.safetensors").write_bytes(b"not a tensor file")
     with pytest.raises(ValueError, match="junk.safetensors: not a readable safetensors file"):
         ck.load_tensors(tmp_path / "junk.safetensors")

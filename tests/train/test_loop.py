@@ -13,8 +13,8 @@ from torch import nn
 
 from ractd.io import read_json
 from ractd.train import LoopConfig, batch_indices, epoch_permutation, steps_per_epoch, train
-from ractd.train.checkpoint import load_tensors
 from ractd.train.logging import read_csv_log
+from ractd.weights import load_tensors
 
 W_TRUE = np.array([1.0, -2.0, 0.5, 3.0], np.float32)
 

@@ -15,6 +15,7 @@ from ractd.train.ema import EMA
 from ractd.train.logging import TB_DIR
 from ractd.train.meta import parameter_counts, run_metadata, utc_now
 from ractd.train.state import RunState
+from ractd.weights import save_state_dict
 
 MODEL_FILE = "model.safetensors"
 EMA_FILE = "ema.safetensors"
@@ -37,7 +38,7 @@ def save_exported_weights(run: RunState) -> None:
     """Write the final weights files of the run folder, each labelled with its step and kind."""
     for name, module in exported_weights(run.cfg, run.plain, run.ema).items():
         kind = "online" if module is run.plain else "ema"
-        ckpt_io.save_state_dict(module, run.run_dir / name, {"step": str(run.step), "weights": kind})
+        save_state_dict(module, run.run_dir / name, {"step": str(run.step), "weights": kind})
 
 
 def clear_training_artifacts(run_dir: Path) -> None:

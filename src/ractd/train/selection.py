@@ -6,9 +6,9 @@ import math
 import warnings
 
 from ractd.io import write_json
-from ractd.train import checkpoint as ckpt_io
 from ractd.train.artifacts import BEST_DIR, exported_weights
 from ractd.train.state import RunState
+from ractd.weights import save_state_dict
 
 
 def is_better(value: float, old: float, mode: str) -> bool:
@@ -28,7 +28,7 @@ def update_best(run: RunState, epoch: int, scalars: dict[str, float]) -> None:
     if run.info.is_main:
         best_dir = run.run_dir / BEST_DIR
         for name, module in exported_weights(run.cfg, run.plain, run.ema).items():
-            ckpt_io.save_state_dict(module, best_dir / name, {"step": str(run.step)})
+            save_state_dict(module, best_dir / name, {"step": str(run.step)})
         write_json(best_dir / "best.json", run.best)
 
 

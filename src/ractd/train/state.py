@@ -18,6 +18,7 @@ from ractd.train.ema import EMA
 from ractd.train.meta import utc_now
 from ractd.train.order import rank_seed, seed_everything, steps_per_epoch
 from ractd.train.protocols import BatchSource, Callback, Objective
+from ractd.weights import load_state_dict_into
 
 
 def mixed_precision(cfg: LoopConfig, device: torch.device) -> tuple[contextlib.AbstractContextManager, Any]:
@@ -104,9 +105,9 @@ class RunState:
         if ck.state["n_items"] != self.n_items:
             raise ValueError(f"{where}: cannot resume, the checkpoint was trained on n_items="
                              f"{ck.state['n_items']} items but the data now has {self.n_items}")
-        ckpt_io.load_state_dict_into(self.plain, ck.path / "model.safetensors")
+        load_state_dict_into(self.plain, ck.path / "model.safetensors")
         if self.ema is not None:
-            ckpt_io.load_state_dict_into(self.ema.averaged, ck.path / "ema.safetensors")
+            load_state_dict_into(self.ema.averaged, ck.path / "ema.safetensors")
             self.ema.updates = int(ck.state["ema_updates"])
         try:
             self.optimizer.load_state_dict(ckpt_io.optimizer_state_from_tensors(
