@@ -1,7 +1,7 @@
 """Evaluation throughput: batched `evaluate` vs the reference's one-env sequential loop.
 
 Both run the same deterministic torch MLP policy on the same seeded Hopper-v5 episodes, side by
-side in one process (issue 5's goal: ≥ 25× for 100 episodes). Both modes step the MuJoCo envs one
+side in one process (goal: ≥ 25× for 100 episodes). Both modes step the MuJoCo envs one
 after another in this process, so batching removes policy calls, not physics: once the policy cost
 is amortized, the batched run costs about Σ env steps, and the ratio is roughly
 (policy call at batch 1 + env step) / env step. The table splits each run into policy time and

@@ -41,7 +41,8 @@ TRAININGS = {
         ("rteacher_ctd", "student", ["student.ctm.reward_weight=0", "student.teacher_run=\"rteacher\""]),
         ("rteacher_ractd", "student", ["student.teacher_run=\"rteacher\""]),
     ],
-    # Where the reward loss looks (spec §8 item 3): the code's DSM prediction vs the paper's one-step sample (Eq. 3.8)
+    # Where the reward loss looks (docs/algorithm.md §8 item 3): the code's DSM prediction vs the paper's one-step
+    # sample (Eq. 3.8)
     "hopper-medium-replay/reward_on": [("ractd_one_step_reward", "student", ['student.ctm.reward_on="one_step"'])],
     "hopper-medium-expert": [
         ("teacher", "teacher", []), ("reward", "reward", []),

@@ -127,7 +127,7 @@ def render(out: Path, target: Path) -> None:
         lines.append(f"| {label} | {L.get('nfe', '–')} | {_fmt(d)} | {f'{ms:.2f}' if ms else '–'} | {speed} | "
                      f"{p[0] if p else '–'} | {p[1] if p else '–'} |")
     lines += ["", "Paper timings are on a V100 and the paper counts the teacher as 80 NFE; its Heun solver makes 158 "
-              "network evaluations (spec §3.6), which is what we count.", ""]
+              "network evaluations (docs/algorithm.md §3.6), which is what we count.", ""]
 
     # Network latency, paper vs cpu size (benchmarks/latency.py --out results/report/latency_networks.json)
     net_path = out / "latency_networks.json"
@@ -167,7 +167,8 @@ def render(out: Path, target: Path) -> None:
     lines += [f"| the teacher itself (Heun, 158 NFE) | {teachers[0]} (paper {PAPER_T33['heun'][0]}) | "
               f"{teachers[1]} |", "",
               "The reward-aware teacher adds σ·(−R(D(x_σ, σ))) to its EDM loss (`teacher.reward_guidance=1.0`; the "
-              "reference code has no config for it, spec §8). Here it is a better planner than the plain teacher, yet "
+              "reference code has no config for it, docs/algorithm.md §8). Here it is a better planner than the plain "
+              "teacher, yet "
               "its one-step CTD student stays at the plain CTD level: reward on the teacher side does not survive "
               "distillation in 400 steps.", ""]
 
@@ -176,9 +177,9 @@ def render(out: Path, target: Path) -> None:
         r = (json.loads(meta.read_text()).get("metrics") or {}).get("reward") if meta.exists() else None
         return f"{-r:.2f}" if r is not None else "–"
 
-    lines += ["Where the reward loss is applied (spec §8 item 3; same teacher, reward model, σ_r = 1 and step "
-              "budget). Last column: the reward model's prediction on the samples the loss scores at the end of "
-              "training; the data's normalized returns-to-go lie in [−1, 1], so a value above 1 is a sample the "
+    lines += ["Where the reward loss is applied (docs/algorithm.md §8 item 3; same teacher, reward model, σ_r = 1 "
+              "and step budget). Last column: the reward model's prediction on the samples the loss scores at the "
+              "end of training; the data's normalized returns-to-go lie in [−1, 1], so a value above 1 is a sample the "
               "reward model over-rates off the data.", "",
               "| reward loss on | RACTD one-step score | mean episode length | R(s, â) at the end of training |",
               "|---|---|---|---|"]
@@ -219,7 +220,7 @@ def render(out: Path, target: Path) -> None:
               "maze2d-large is generated (`ractd data generate`) but not trained here: see 'Not reproduced'.", ""]
 
     # Evaluation bug
-    lines += ["## The evaluation bug's size (spec §8 item 1)", "",
+    lines += ["## The evaluation bug's size (docs/algorithm.md §8 item 1)", "",
               "Same episodes, two metrics: the true return Σ r_t and the reference code's Σ_t max_{τ≤t} r_τ.", "",
               "| task | run | true score | reference-code metric | inflation |", "|---|---|---|---|---|"]
     for tdir in sorted((out / "eval").glob("*")) if (out / "eval").exists() else []:

@@ -117,7 +117,8 @@ def test_load_artifact_round_trips_the_weights_exactly(tiny_maze_runs, tiny_hopp
 
 
 def test_ema_and_online_weights_are_different_files(tiny_maze_runs):
-    """4 optimizer steps: the EMA (decay 0 for the first two updates, spec §3.5) has left the online weights."""
+    """4 optimizer steps: the EMA (decay 0 for the first two updates, docs/algorithm.md §3.5) has left the online
+    weights."""
     assert read_json(tiny_maze_runs / "teacher" / "meta.json")["step"] == 4
     online = load_artifact(tiny_maze_runs / "teacher").net.state_dict()
     ema = load_artifact(tiny_maze_runs / "teacher", weights="ema").net.state_dict()
@@ -193,7 +194,7 @@ def test_a_student_refuses_a_teacher_trained_on_another_task_before_writing_anyt
 
 
 def test_a_normalizer_mismatch_is_refused(tiny_hopper_runs, tmp_path):
-    """Same task and dims, other data (the first 1,500 steps only): the normalizers differ (spec §4.7)."""
+    """Same task and dims, other data (the first 1,500 steps only): the normalizers differ (docs/algorithm.md §4.7)."""
     cfg = hopper_config("data.max_dataset_steps=1500")
     prep = prepare_data(cfg)
     teacher = load_artifact(tiny_hopper_runs / "teacher")
@@ -231,7 +232,8 @@ def captured_objective(monkeypatch, cfg: RunConfig, stage: str, root: Path):
 
 @pytest.mark.parametrize("teacher_weights", ["online", "ema"])
 def test_the_student_starts_as_the_teacher(tiny_hopper_runs, tmp_path, monkeypatch, teacher_weights):
-    """At init g_θ(x, t, s) = D_φ(x, t) for every s, so G_θ(x, t, s) = (s/t)x + (1 − s/t)D_φ(x, t) (spec §4.9)."""
+    """At init g_θ(x, t, s) = D_φ(x, t) for every s, so G_θ(x, t, s) = (s/t)x + (1 − s/t)D_φ(x, t) (docs/algorithm.md
+    §4.9)."""
     for stage in ("teacher", "reward"):
         shutil.copytree(tiny_hopper_runs / stage, tmp_path / stage)
     cfg = hopper_config(f'student.teacher_weights="{teacher_weights}"')

@@ -1,4 +1,4 @@
-"""Toy distillation end to end (issue 2's acceptance criteria): teacher → CTD and RACTD students.
+"""Toy distillation end to end: teacher → CTD and RACTD students.
 
 One run of `run_toy` (≈ 2–5 min on the 2-core CI machine) is shared by every assertion below.
 """

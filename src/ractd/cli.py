@@ -103,7 +103,7 @@ def eval_command(
     inverse_dynamics: Path | None = typer.Option(None, "--inverse-dynamics", help="Inverse-dynamics run folder "
                                                  "(default: RUN/../inverse_dynamics if present)."),
     legacy_running_max: bool = typer.Option(False, "--legacy-running-max", help="Also report the reference "
-                                            "code's Σ_t max_{τ≤t} r_τ metric (MuJoCo; spec §8 item 1)."),
+                                            "code's Σ_t max_{τ≤t} r_τ metric (MuJoCo; docs/algorithm.md §8 item 1)."),
     n_action_steps: int | None = typer.Option(None, "--n-action-steps", help="Closed loop: actions per plan."),
     weights: str = typer.Option("last", "--weights", help="last | ema | best (online model selection, best/)."),
     out: Path | None = typer.Option(None, "--out", help="Result JSON (default: RUN/eval-SAMPLER-seedS.json)."),

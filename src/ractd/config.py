@@ -20,16 +20,16 @@ from .train.config import LoopConfig
 
 @dataclass
 class DataConfig:
-    """What is diffused and what conditions it is data (spec §1.6), not a code path."""
+    """What is diffused and what conditions it is data (docs/algorithm.md §1.6), not a code path."""
 
     dataset: str = ""  # generated name | D4RL hdf5 path | Minari id
     horizon: int = 16  # H (c in the thesis)
     n_obs_steps: int = 1  # To (h in the thesis)
     x_key: Literal["actions", "observations"] = "actions"
     cond: Literal["history", "first_last"] = "history"
-    discount: float = 0.99  # γ of the return-to-go (code; thesis B.2.2 differs, spec §2.1)
+    discount: float = 0.99  # γ of the return-to-go (code; thesis B.2.2 differs, docs/algorithm.md §2.1)
     termination_penalty: float = 0.0
-    goal_resegment: bool = False  # Maze2d: split episodes at goal departures, drop last step (spec §1.1)
+    goal_resegment: bool = False  # Maze2d: split episodes at goal departures, drop last step (docs/algorithm.md §1.1)
     max_dataset_steps: int | None = None  # keep only the first N steps' complete episodes (quick runs)
     windows_per_epoch: int | None = None  # fixed random subset of windows per epoch (cpu presets on 1M-step data)
 
@@ -49,7 +49,7 @@ class UNetConfig:
     kernel_size: int = 5
     n_groups: int = 8
     dropout: float = 0.0  # encoder/decoder blocks
-    mid_dropout: float = 0.2  # the reference's hidden default in the mid blocks (spec §3.1)
+    mid_dropout: float = 0.2  # the reference's hidden default in the mid blocks (docs/algorithm.md §3.1)
 
     def __post_init__(self) -> None:
         if not self.down_dims or any(d < 1 for d in self.down_dims):
@@ -80,7 +80,7 @@ class TeacherConfig:
 @dataclass
 class RewardConfig:
     dims: list[int] = field(default_factory=lambda: [64, 128, 256])
-    input: Literal["action_obs", "states"] = "action_obs"  # MuJoCo (a, s) | Maze2d s (spec §2.3)
+    input: Literal["action_obs", "states"] = "action_obs"  # MuJoCo (a, s) | Maze2d s (docs/algorithm.md §2.3)
     val_ratio: float = 0.1
     train: LoopConfig = _loop(epochs=50, batch_size=64, lr=2e-4, weight_decay=1e-3, warmup_steps=20,
                               select_metric="val_loss", select_mode="min")
@@ -92,12 +92,13 @@ class RewardConfig:
 
 @dataclass
 class StudentConfig:
-    unet_dropout: float = 0.2  # every residual block of the student (spec §4.1)
+    unet_dropout: float = 0.2  # every residual block of the student (docs/algorithm.md §4.1)
     ctm: CTMConfig = field(default_factory=CTMConfig)
-    teacher_weights: Literal["online", "ema"] = "online"  # which teacher weights are distilled (spec §8 item 8)
+    # which teacher weights are distilled (docs/algorithm.md §8 item 8)
+    teacher_weights: Literal["online", "ema"] = "online"
     teacher_run: str = "teacher"  # sibling run folder of the teacher to distil (e.g. a reward-aware teacher)
     reward_run: str = "reward"  # sibling run folder of the frozen reward model
-    reward_aggregate: Literal["first_action", "sum_states"] = "first_action"  # MuJoCo | Maze2d (spec §4.7)
+    reward_aggregate: Literal["first_action", "sum_states"] = "first_action"  # MuJoCo | Maze2d (docs/algorithm.md §4.7)
     eval_every_epochs: int = 0  # online model selection: roll out every k epochs (0 = off)
     eval_episodes: int = 20
     top_k: int = 5

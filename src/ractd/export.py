@@ -18,7 +18,7 @@ Inputs and outputs (B is dynamic unless `batch_dynamic=False`):
 | `goal` | (B, G), goal-conditioned planners only (Maze2d: G = 2, the (x, y) target) | raw goal, zero-padded to Do |
 | `noise` | (B, H, Dx) | standard normal ε |
 | `plan` | (B, H, Dx) | unnormalized plan: actions (MuJoCo) or states (Maze2d) |
-| `action` | (B, Da), action planners only | `plan[:, To − 1]`, the closed-loop action (spec §6.1) |
+| `action` | (B, Da), action planners only | `plan[:, To − 1]`, the closed-loop action (docs/algorithm.md §6.1) |
 
 The same facts are stored in the model's metadata (`onnx.load(path).metadata_props`).
 """

@@ -1,5 +1,5 @@
 """`ractd quickstart`: the whole method on one task in minutes — data → teacher, reward, CTD and RACTD students →
-seeded evaluation → latency → one table and a results folder (issue 6). Resumable: finished stages are skipped.
+seeded evaluation → latency → one table and a results folder. Resumable: finished stages are skipped.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Toy distillation: the whole RACTD recipe on a two-mode dataset with a known reward (issue 2's demo).
+"""Toy distillation: the whole RACTD recipe on a two-mode dataset with a known reward (no environment needed).
 
 Data: sequences x ∈ R^{H×2} of two equally likely modes — a ramp rising to +0.8 ("A", rewarded) or falling to
 −0.8 ("B") in channel 0, with small noise. Reward R(x̂) = 1 − 2‖x̂ − μ_A‖²/‖μ_B − μ_A‖²: +1 on mode A's
@@ -100,7 +100,7 @@ def _make_net(cfg: ToyConfig, n_time_inputs: int) -> ConditionalUnet1D:
 
 
 def train_teacher(data: torch.Tensor, cfg: ToyConfig, generator: torch.Generator) -> ConditionalUnet1D:
-    """EDM teacher by Adam on edm_loss (spec §3.3)."""
+    """EDM teacher by Adam on edm_loss (docs/algorithm.md §3.3)."""
     net = _make_net(cfg, 1)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.teacher_steps)
@@ -115,7 +115,7 @@ def train_teacher(data: torch.Tensor, cfg: ToyConfig, generator: torch.Generator
 
 
 def warm_started_student(teacher: ConditionalUnet1D, cfg: ToyConfig) -> ConditionalUnet1D:
-    """Student with the teacher's weights and zero FiLM columns for the new s input (spec §4.9)."""
+    """Student with the teacher's weights and zero FiLM columns for the new s input (docs/algorithm.md §4.9)."""
     student = _make_net(cfg, 2)
     student.load_state_dict(insert_zero_time_columns(teacher.state_dict(), cfg.time_embed_dim))
     return student
@@ -124,7 +124,7 @@ def warm_started_student(teacher: ConditionalUnet1D, cfg: ToyConfig) -> Conditio
 def train_student(
     teacher: ConditionalUnet1D, data: torch.Tensor, cfg: ToyConfig, reward_weight: float, generator: torch.Generator
 ) -> ConditionalUnet1D:
-    """CTM student (σ_r = 0) or RACTD student (σ_r > 0): α·L_CTM + β·L_DSM + σ_r·L_reward (spec §4.8)."""
+    """CTM student (σ_r = 0) or RACTD student (σ_r > 0): α·L_CTM + β·L_DSM + σ_r·L_reward (docs/algorithm.md §4.8)."""
     ctm_cfg = CTMConfig(reward_weight=reward_weight, ode_steps_max=cfg.ode_steps_max, dsm_on=cfg.dsm_on,
                         reward_on=cfg.reward_on)
     student = warm_started_student(teacher, cfg)

@@ -1,4 +1,4 @@
-"""OfflineDataset: validation errors, episode segmentation (spec §1.1), selection, fingerprints."""
+"""OfflineDataset: validation errors, episode segmentation (docs/algorithm.md §1.1), selection, fingerprints."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def make_arrays(
     return arrays
 
 
-# ---------------------------------------------------------------- segmentation (spec §1.1)
+# ---------------------------------------------------------------- segmentation (docs/algorithm.md §1.1)
 def test_segmentation_by_terminal_or_timeout_drops_trailing_partial():
     arrays = make_arrays()
     ds = OfflineDataset.from_arrays(arrays)
@@ -183,7 +183,7 @@ def test_validate_arrays_returns_length_and_ignores_metadata():
     assert "metadata/algorithm" not in OfflineDataset.from_arrays(arrays).extras
 
 
-# ---------------------------------------------------------------- Maze2d options (spec §1.1)
+# ---------------------------------------------------------------- Maze2d options (docs/algorithm.md §1.1)
 def test_resegment_at_goal_departures_hand_computed():
     # x positions relative to goal (1, 1): at_goal = [F, T, T, F, T, F, T]
     xs = np.array([3.0, 1.1, 0.7, 2.0, 1.0, 1.6, 1.2])

@@ -1,4 +1,4 @@
-"""Min–max normalizer to [−1, 1] (spec §1.5): hand values, constant dims, numpy/torch agreement, files."""
+"""Min–max normalizer to [−1, 1] (docs/algorithm.md §1.5): hand values, constant dims, numpy/torch agreement, files."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Returns of concatenated episodes against hand-computed values, closed forms and a loop: returns-to-go within
-episodes (spec §2.1), per-episode returns and D4RL's normalized score."""
+episodes (docs/algorithm.md §2.1), per-episode returns and D4RL's normalized score."""
 
 from __future__ import annotations
 

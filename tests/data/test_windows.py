@@ -1,4 +1,4 @@
-"""Windows (spec §1.4), the train/val split (§1.3) and model inputs x / cond (§1.6)."""
+"""Windows (docs/algorithm.md §1.4), the train/val split (§1.3) and model inputs x / cond (§1.6)."""
 
 from __future__ import annotations
 

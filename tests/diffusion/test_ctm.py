@@ -1,4 +1,4 @@
-"""CTM student and the RACTD losses (spec §4, §5): jump identities, warm start, the (t, s, u) sampler's
+"""CTM student and the RACTD losses (docs/algorithm.md §4, §5): jump identities, warm start, the (t, s, u) sampler's
 distribution, the teacher solver, and the structure of L_CTM / L_DSM / L_reward."""
 
 import math
@@ -52,7 +52,7 @@ def unet(n_time_inputs: int, dropout: float = 0.0, mid_dropout: float = 0.0, con
                              mid_dropout=mid_dropout)
 
 
-# --- the jump G (spec §4.2) ---------------------------------------------------------------------------------------
+# --- the jump G (docs/algorithm.md §4.2) ------------------------------------------------------------------------------
 
 def test_jump_to_the_same_time_is_the_identity():
     x = torch.randn(6, H, C)
@@ -90,7 +90,7 @@ def test_g_is_boundary_preconditioned_at_the_source_time_with_both_time_embeddin
                                ctm_g(net, x, torch.full((3,), 2.0), torch.ones(3), cond, EDM))
 
 
-# --- warm start (spec §4.9) ---------------------------------------------------------------------------------------
+# --- warm start (docs/algorithm.md §4.9) ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("cond_dim", [0, COND])
 @pytest.mark.parametrize("dropout,mid_dropout", [(0.0, 0.0), (0.2, 0.2)])
@@ -125,7 +125,7 @@ def test_warm_started_student_reproduces_the_teacher_for_any_s(cond_dim, dropout
     assert (g1 - g2).abs().max() > 1e-3
 
 
-# --- the (t, s, u) sampler (spec §4.3) ----------------------------------------------------------------------------
+# --- the (t, s, u) sampler (docs/algorithm.md §4.3) -------------------------------------------------------------------
 
 N_DRAWS = 400_000
 
@@ -203,14 +203,14 @@ def test_ctm_indices_u_given_t_and_s(k, draws):
     observed = torch.zeros(81, k + 1, dtype=torch.float64)
     observed.index_put_((gap, off), torch.ones(N_DRAWS, dtype=torch.float64), accumulate=True)
     expected = torch.stack([u_offset_probabilities(d, k) for d in range(81)]) * observed.sum(1, keepdim=True)
-    if k == 1:  # the spec's statement: P(u = t | s − t = d) = 1/(d + 1) (1 when s = t)
+    if k == 1:  # docs/algorithm.md's statement: P(u = t | s − t = d) = 1/(d + 1) (1 when s = t)
         torch.testing.assert_close(expected[:, 0] / observed.sum(1), 1 / (torch.arange(81) + 1.0).double())
     df = int((expected > 0).sum()) - 81
     assert chi2(observed, expected) < chi2_upper(df)
 
 
 def reference_indices(n: int, n_levels: int, k: int, rng: random.Random) -> torch.Tensor:
-    """The reference code's per-element loop (spec §4.3), on Python's RNG."""
+    """The reference code's per-element loop (docs/algorithm.md §4.3), on Python's RNG."""
     rows = []
     for _ in range(n):
         t = rng.randint(0, n_levels - 1)
@@ -244,7 +244,7 @@ def test_ctm_indices_other_grid_sizes_and_generator_determinism():
     assert all(torch.equal(a, b) for a, b in zip((t, s, u), again, strict=True))
 
 
-# --- the teacher solver (spec §4.4) -------------------------------------------------------------------------------
+# --- the teacher solver (docs/algorithm.md §4.4) ----------------------------------------------------------------------
 
 MU = torch.linspace(-0.5, 0.5, H * C).reshape(H, C)
 STD = torch.linspace(0.1, 0.4, H * C).reshape(H, C)
@@ -315,7 +315,7 @@ def test_teacher_solve_composes_and_follows_the_exact_flow():
     torch.testing.assert_close(direct, exact, rtol=0, atol=5e-3)
 
 
-# --- L_CTM (spec §4.5) --------------------------------------------------------------------------------------------
+# --- L_CTM (docs/algorithm.md §4.5) -----------------------------------------------------------------------------------
 
 L2 = EDMConfig(huber_variant="l2", huber_c=1e-6)  # loss ≈ mean ‖pred₀ − target₀‖: readable scale
 
@@ -341,7 +341,8 @@ def test_ctm_loss_vanishes_for_the_exact_flow_map_and_not_for_a_wrong_one(k):
 
 
 def test_ctm_loss_structure(monkeypatch):
-    """pred = G(x_t, t, s); both sides mapped to σ_min by the target; target side built from x_u (spec §4.12)."""
+    """pred = G(x_t, t, s); both sides mapped to σ_min by the target; target side built from x_u (docs/algorithm.md
+    §4.12)."""
     calls = {"student": [], "target": []}
     x0 = gaussian_data(32)
     t_idx, s_idx, u_idx = torch.full((32,), 10), torch.full((32,), 30), torch.full((32,), 11)
@@ -397,7 +398,7 @@ def test_ctm_loss_is_zero_when_u_equals_t_and_student_is_target(monkeypatch):
     assert calls == []  # zero-step guard: the teacher is never evaluated
 
 
-# --- L_DSM (spec §4.6) --------------------------------------------------------------------------------------------
+# --- L_DSM (docs/algorithm.md §4.6) -----------------------------------------------------------------------------------
 
 def test_dsm_sigmas_mixture():
     b = 100_001
@@ -413,7 +414,7 @@ def test_dsm_sigmas_mixture():
     log_s = lognormal.log()
     assert float(log_s.mean()) == pytest.approx(-1.2, abs=0.02)
     assert float(log_s.std()) == pytest.approx(1.2, abs=0.02)
-    assert float(lognormal.min()) < 0.02  # not clipped (spec §8 item 12)
+    assert float(lognormal.min()) < 0.02  # not clipped (docs/algorithm.md §8 item 12)
     small = dsm_sigmas(3, CTMConfig(), torch.Generator().manual_seed(1), edm=EDM)
     assert small.shape == (3,) and float(small[:2].min()) >= 0.7588
 
@@ -453,7 +454,7 @@ def test_dsm_loss_regresses_the_jump_to_sigma_min_onto_x0(monkeypatch):
         dsm_loss(student, x0, CTMConfig(dsm_on="denoiser"), edm=EDM)
 
 
-# --- the full objective (spec §4.7, §4.8) -------------------------------------------------------------------------
+# --- the full objective (docs/algorithm.md §4.7, §4.8) ----------------------------------------------------------------
 
 @pytest.fixture
 def nets():
@@ -568,7 +569,7 @@ def test_reward_on_selects_the_scored_tensor(nets, monkeypatch, reward_on):
     assert float(losses.reward) == pytest.approx(-float(x[..., 0].mean(1).mean().detach()), rel=1e-6)
 
 
-# --- sampling with the student (spec §5) --------------------------------------------------------------------------
+# --- sampling with the student (docs/algorithm.md §5) -----------------------------------------------------------------
 
 def recording_student():
     calls = []
@@ -607,7 +608,7 @@ def test_multistep_sample_renoises_and_jumps_back():
     torch.testing.assert_close(out, (3 * calls[-1][0] + 1).clamp(-1, 1))
 
 
-# --- target network (spec §4.8) -----------------------------------------------------------------------------------
+# --- target network (docs/algorithm.md §4.8) --------------------------------------------------------------------------
 
 def test_update_target_copies_at_zero_and_averages_at_one_half():
     torch.manual_seed(0)

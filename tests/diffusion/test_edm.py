@@ -1,4 +1,4 @@
-"""EDM noise grid, preconditioning, loss weights, pseudo-Huber and the teacher loss (spec §3.2–§3.4)."""
+"""EDM noise grid, preconditioning, loss weights, pseudo-Huber and the teacher loss (docs/algorithm.md §3.2–§3.4)."""
 
 import math
 
@@ -24,7 +24,7 @@ torch.set_num_threads(1)
 BOUNDARY, STANDARD = EDMConfig(), EDMConfig(scaling="edm")
 
 
-# --- Karras grid (spec §3.4) -------------------------------------------------------------------------------------
+# --- Karras grid (docs/algorithm.md §3.4) -----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("index,expected", [
     (0, 80.0), (10, 42.02), (20, 20.68), (27, 12.01), (30, 9.39), (40, 3.86), (50, 1.39), (54, 0.885),
@@ -32,7 +32,7 @@ BOUNDARY, STANDARD = EDMConfig(), EDMConfig(scaling="edm")
     (80, 0.02),  # index N would be 0.0163: clamped to σ_min
 ])
 def test_karras_sigma_reference_values(index, expected):
-    # the spec's values are rounded to 3–4 significant digits
+    # docs/algorithm.md's values are rounded to 3–4 significant digits
     assert float(karras_sigma(index)) == pytest.approx(expected, rel=2.5e-3)
 
 
@@ -66,7 +66,7 @@ def test_edm_config_rejects_bad_values():
         EDMConfig(huber_variant="l1")
 
 
-# --- preconditioning (spec §3.2) ----------------------------------------------------------------------------------
+# --- preconditioning (docs/algorithm.md §3.2) -------------------------------------------------------------------------
 
 def test_boundary_preconditioning_closed_form():
     sigma = torch.tensor([0.02, 0.1, 0.5, 1.0, 80.0], dtype=torch.float64)
@@ -141,7 +141,7 @@ def test_edm_denoise_composes_the_preconditioning_and_passes_cond():
     torch.testing.assert_close(scalar, edm_denoise(net, x, torch.full((3,), 2.0), cond, BOUNDARY))
 
 
-# --- loss weights, training noise, pseudo-Huber (spec §3.3) -------------------------------------------------------
+# --- loss weights, training noise, pseudo-Huber (docs/algorithm.md §3.3) ----------------------------------------------
 
 def test_karras_loss_weight_hand_values():
     torch.testing.assert_close(
@@ -155,7 +155,7 @@ def test_lognormal_sigmas_moments():
     log_sigma = lognormal_sigmas(200_000, BOUNDARY, g).log()
     assert float(log_sigma.mean()) == pytest.approx(-1.2, abs=0.01)
     assert float(log_sigma.std()) == pytest.approx(1.2, abs=0.01)
-    # not clipped: ≈ 1.2 % of draws lie below σ_min (spec §3.3): Φ((ln 0.02 + 1.2)/1.2) = 0.0119
+    # not clipped: ≈ 1.2 % of draws lie below σ_min (docs/algorithm.md §3.3): Φ((ln 0.02 + 1.2)/1.2) = 0.0119
     assert float((log_sigma.exp() < 0.02).float().mean()) == pytest.approx(0.0119, abs=0.001)
 
 
@@ -171,7 +171,7 @@ def test_pseudo_huber_elementwise_squared_hand_values():
     # sqrt((e²)² + c²) − c per element
     per = [math.sqrt(0.1**4 + c**2) - c, math.sqrt(0.2**4 + c**2) - c, 0.0, math.sqrt(1 + c**2) - c]
     assert float(pseudo_huber(pred, target, c)) == pytest.approx(sum(per) / 4, rel=1e-6)
-    # quartic below √c, ≈ e² above: the "MSE for |e| ≳ 0.1" regime of spec §8 item 7
+    # quartic below √c, ≈ e² above: the "MSE for |e| ≳ 0.1" regime of docs/algorithm.md §8 item 7
     zero = torch.zeros(1, 1)
     assert float(pseudo_huber(torch.full((1, 1), 0.01), zero, c)) == pytest.approx(1e-8 / (2 * c), rel=1e-3)
     assert float(pseudo_huber(torch.full((1, 1), 2.0), zero, c)) == pytest.approx(4.0, abs=c)
@@ -208,7 +208,7 @@ def test_pseudo_huber_unknown_variant():
         pseudo_huber(torch.zeros(1, 2), torch.zeros(1, 2), 0.1, "l1")
 
 
-# --- the teacher loss (spec §3.3) ---------------------------------------------------------------------------------
+# --- the teacher loss (docs/algorithm.md §3.3) ------------------------------------------------------------------------
 
 def test_edm_loss_is_the_weighted_pseudo_huber_of_the_denoised_noisy_data():
     x0, cond = torch.rand(6, 4, 2) * 2 - 1, torch.randn(6, 3)

@@ -1,4 +1,4 @@
-"""ODE samplers against the closed form of Gaussian data (spec §3.6, §8 items 5–6).
+"""ODE samplers against the closed form of Gaussian data (docs/algorithm.md §3.6, §8 items 5–6).
 
 For x0 ~ N(μ, diag(s²)) the noisy marginal at σ is N(μ, s² + σ²), the exact denoiser is
 D(x, σ) = μ + s²/(s² + σ²)·(x − μ), and the probability-flow ODE dx/dσ = (x − D)/σ maps σ_a → σ_b by
@@ -80,7 +80,7 @@ def test_euler_converges_to_gaussian_moments():
 
 
 def test_low_variance_start_collapses_the_spread():
-    """spec §8 item 6: x_T ~ N(0, I) at σ = 80 is ≈ 1/80 of the true spread, so samples hug the mean."""
+    """docs/algorithm.md §8 item 6: x_T ~ N(0, I) at σ = 80 is ≈ 1/80 of the true spread, so samples hug the mean."""
     samples = sample_heun(gaussian_denoiser(), noise(1.0), karras_sigmas())
     ratio = samples.std(0) / STD
     assert float(ratio.max()) < 0.05

@@ -1,4 +1,4 @@
-"""Residual reward MLP (spec §2.2) and the inverse-dynamics MLP: structure by hand, parameter counts."""
+"""Residual reward MLP (docs/algorithm.md §2.2) and the inverse-dynamics MLP: structure by hand, parameter counts."""
 
 import pytest
 import torch
@@ -23,7 +23,7 @@ def hand_count(d_in: int, dims: list[int]) -> int:
 
 
 def test_reward_mlp_parameter_count():
-    # hopper reward input: action (3) + observation (11) = 14; spec §2.2: ≈ 0.34 M
+    # hopper reward input: action (3) + observation (11) = 14; docs/algorithm.md §2.2: ≈ 0.34 M
     net = ResidualMLP(14, (64, 128, 256))
     assert count_parameters(net) == hand_count(14, [64, 128, 256]) == 344_257
     assert count_parameters(ResidualMLP(4)) == hand_count(4, [64, 128, 256])

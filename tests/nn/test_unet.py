@@ -1,5 +1,5 @@
-"""ConditionalUnet1D (spec §3.1, §4.1): shapes, input errors, parameter counts by hand, dropout placement,
-the sinusoidal time embedding and the warm-start weight map (spec §4.9)."""
+"""ConditionalUnet1D (docs/algorithm.md §3.1, §4.1): shapes, input errors, parameter counts by hand, dropout placement,
+the sinusoidal time embedding and the warm-start weight map (docs/algorithm.md §4.9)."""
 
 import math
 
@@ -17,7 +17,7 @@ def small(n_time_inputs: int = 1, cond: int = 3, **kw) -> ConditionalUnet1D:
 
 
 def hand_count(c: int, dc: int, dsed: int, dims: list[int], n_time: int = 1, k: int = 5) -> int:
-    """Parameters of the spec §3.1 architecture, written out layer by layer."""
+    """Parameters of the docs/algorithm.md §3.1 architecture, written out layer by layer."""
     def conv(i, o, kk):
         return i * o * kk + o
 
@@ -102,13 +102,14 @@ def test_small_parameter_count_by_hand(n_time):
 
 
 def test_mujoco_paper_unet_parameter_count():
-    """Input 3 (hopper actions), cond 11 (one hopper observation), dsed 128, [512, 1024, 2048] (spec §3.1, §4.1)."""
+    """Input 3 (hopper actions), cond 11 (one hopper observation), dsed 128, [512, 1024, 2048] (docs/algorithm.md
+    §3.1, §4.1)."""
     assert hand_count(3, 11, 128, [512, 1024, 2048]) == 248_046_211
     with torch.device("meta"):  # 1 GB in fp32: count without allocating
         teacher = ConditionalUnet1D(3, 11, 128, (512, 1024, 2048))
         student = ConditionalUnet1D(3, 11, 128, (512, 1024, 2048), n_time_inputs=2)
     assert count_parameters(teacher) == 248_046_211
-    # the student adds one dsed-wide block per FiLM matrix: ≈ 252 M (spec §4.1)
+    # the student adds one dsed-wide block per FiLM matrix: ≈ 252 M (docs/algorithm.md §4.1)
     assert count_parameters(student) == hand_count(3, 11, 128, [512, 1024, 2048], 2) == 251_716_227
 
 

@@ -1,4 +1,4 @@
-"""EMA with the power schedule of spec §3.5: ema_decay against hand values, EMA.update by hand."""
+"""EMA with the power schedule of docs/algorithm.md §3.5: ema_decay against hand values, EMA.update by hand."""
 
 import pytest
 import torch

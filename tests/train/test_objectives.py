@@ -53,7 +53,7 @@ def test_reward_inputs_states_scores_every_state_of_every_window():
 
 
 def test_reward_inputs_on_real_reward_windows(tiny_hopper_runs):
-    """The pipeline's (a, s) reward windows have H = 1, whatever the planning horizon (spec §2.3).
+    """The pipeline's (a, s) reward windows have H = 1, whatever the planning horizon (docs/algorithm.md §2.3).
 
     (The Maze2d state windows are used by tests/test_pipeline.py's reward-model threshold test.)
     """

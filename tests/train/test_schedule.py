@@ -1,4 +1,5 @@
-"""Cosine learning-rate schedule with linear warm-up (diffusers "cosine", spec §2.4) against hand values."""
+"""Cosine learning-rate schedule with linear warm-up (diffusers "cosine", docs/algorithm.md §2.4) against hand
+values."""
 
 import math
 

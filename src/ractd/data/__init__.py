@@ -1,6 +1,6 @@
 """Offline RL data: D4RL/Minari readers, `OfflineDataset`, returns-to-go, normalizers, windows.
 
-Typical use (spec §1, §2.1)::
+Typical use (docs/algorithm.md §1, §2.1)::
 
     ds = load_dataset("maze2d-umaze")                       # file path | Minari id | generated name
     rtg = returns_to_go(ds.rewards, ds.episode_ends, discount=0.99)
@@ -9,7 +9,7 @@ Typical use (spec §1, §2.1)::
     windows = WindowDataset(ds, WindowSpec(horizon=16), norms, episodes=train, rtg=rtg)
     batch = windows.get_batch(np.arange(64))                # x, cond, obs, rtg
 
-Maze2d (spec §1.1): ``resegment_at_goal_departures`` on the arrays before ``from_arrays``, then
+Maze2d (docs/algorithm.md §1.1): ``resegment_at_goal_departures`` on the arrays before ``from_arrays``, then
 returns-to-go, then ``drop_last_step_per_episode`` with the returns carried as an extra.
 Importing this package loads numpy only; h5py, minari, torch and matplotlib load on use.
 """

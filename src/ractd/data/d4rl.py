@@ -1,4 +1,4 @@
-"""D4RL-format hdf5 files with plain h5py: read, validate, write atomically (spec §1.1).
+"""D4RL-format hdf5 files with plain h5py: read, validate, write atomically (docs/algorithm.md §1.1).
 
 Layout: flat per-step datasets ``observations``, ``actions``, ``rewards``, ``terminals``,
 ``timeouts``, optionally ``next_observations`` and ``infos/*`` (``infos/goal``, ``infos/qpos``,

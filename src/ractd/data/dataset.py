@@ -1,8 +1,8 @@
-"""`OfflineDataset`: episodes of an offline RL dataset as flat per-step numpy arrays (spec §1.1).
+"""`OfflineDataset`: episodes of an offline RL dataset as flat per-step numpy arrays (docs/algorithm.md §1.1).
 
 The layout is D4RL's: every per-step array is the concatenation of all episodes, and
 ``episode_ends`` holds each episode's exclusive end index. An episode closes at a step whose
-``terminals`` or ``timeouts`` flag is set; that closing step belongs to the episode (spec §1.1).
+``terminals`` or ``timeouts`` flag is set; that closing step belongs to the episode (docs/algorithm.md §1.1).
 """
 
 from __future__ import annotations
@@ -144,7 +144,7 @@ class OfflineDataset:
         source: str = "<arrays>",
         keep_partial: bool = False,
     ) -> OfflineDataset:
-        """Validate D4RL-layout arrays and segment them into episodes (spec §1.1).
+        """Validate D4RL-layout arrays and segment them into episodes (docs/algorithm.md §1.1).
 
         A step closes an episode if ``terminals | timeouts`` is set there, and belongs to it. A
         trailing partial episode (steps after the last flag) is dropped unless ``keep_partial``.
@@ -163,7 +163,7 @@ class OfflineDataset:
                 "(pass keep_partial=True to keep the steps as one partial episode)",
                 "terminals",
             )
-        m = int(ends[-1])  # steps kept; the rest is a trailing partial episode (spec §1.1)
+        m = int(ends[-1])  # steps kept; the rest is a trailing partial episode (docs/algorithm.md §1.1)
 
         def take(a: Any, dtype: type | None) -> np.ndarray:
             a = np.asarray(a)[:m]
@@ -288,7 +288,7 @@ class OfflineDataset:
         return self._take_steps(steps, np.cumsum(self.episode_lengths[idx]))
 
     def longer_than(self, n: int) -> OfflineDataset:
-        """Episodes with strictly more than ``n`` steps (the reference length filter, spec §1.1)."""
+        """Episodes with strictly more than ``n`` steps (the reference length filter, docs/algorithm.md §1.1)."""
         return self.select_episodes(self.episode_lengths > n)
 
     def _take_steps(self, steps: np.ndarray, episode_ends: np.ndarray) -> OfflineDataset:
@@ -325,7 +325,7 @@ def _episode_steps(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
 def resegment_at_goal_departures(
     arrays: Mapping[str, Any], goal_xy: tuple[float, float] | np.ndarray, radius: float = 0.5
 ) -> dict[str, np.ndarray]:
-    """Maze2d re-segmentation (spec §1.1, Diffuser's ``maze2d_set_terminals``).
+    """Maze2d re-segmentation (docs/algorithm.md §1.1, Diffuser's ``maze2d_set_terminals``).
 
     With ``at_goal[i] = ||obs[i, :2] − goal|| < radius``, overwrite
     ``timeouts[i] = at_goal[i] and not at_goal[i+1]`` (last index False): an episode ends at the
@@ -345,10 +345,10 @@ def resegment_at_goal_departures(
 
 
 def drop_last_step_per_episode(ds: OfflineDataset) -> OfflineDataset:
-    """Drop every episode's last step and set ``next_observations = obs[t+1]`` (spec §1.1, Maze2d).
+    """Drop every episode's last step and set ``next_observations = obs[t+1]`` (docs/algorithm.md §1.1, Maze2d).
 
     The new last step of each episode is flagged as a timeout (the episode is truncated there);
-    episodes of length 1 disappear. Compute returns-to-go *before* calling this (spec §2.1) and
+    episodes of length 1 disappear. Compute returns-to-go *before* calling this (docs/algorithm.md §2.1) and
     carry them as an extra (``ds.with_extras(returns_to_go=rtg)``) so they are sliced alike.
     """
     lengths = ds.episode_lengths - 1

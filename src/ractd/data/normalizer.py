@@ -1,4 +1,4 @@
-"""Per-dimension min–max normalization to [−1, 1] (spec §1.5), for numpy arrays and torch tensors."""
+"""Per-dimension min–max normalization to [−1, 1] (docs/algorithm.md §1.5), for numpy arrays and torch tensors."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 
 from ractd.data.errors import DatasetError
 
-#: Dimensions whose range is below this get scale 1 and offset −min (spec §1.5).
+#: Dimensions whose range is below this get scale 1 and offset −min (docs/algorithm.md §1.5).
 RANGE_EPS = 1e-7
 
 
@@ -20,7 +20,7 @@ def _is_torch(x: Any) -> bool:
 
 
 class MinMaxNormalizer:
-    """norm(x) = x·scale + offset with scale = 2/(max − min), offset = −1 − scale·min (spec §1.5).
+    """norm(x) = x·scale + offset with scale = 2/(max − min), offset = −1 − scale·min (docs/algorithm.md §1.5).
 
     Statistics are per feature: fitted over axis 0 of an (N, *feature_shape) array, applied to any
     array whose trailing dimensions are ``feature_shape`` (a 1-D (N,) fit gives scalar parameters
@@ -84,7 +84,7 @@ class MinMaxNormalizer:
         return x
 
     def normalize(self, x: Any) -> Any:
-        """norm(x) = x·scale + offset, to [−1, 1] on the fitted data (spec §1.5)."""
+        """norm(x) = x·scale + offset, to [−1, 1] on the fitted data (docs/algorithm.md §1.5)."""
         x = self._check(x)
         scale, offset = self._params(x)
         return x * scale + offset

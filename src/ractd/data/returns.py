@@ -1,5 +1,6 @@
 """Returns of concatenated episodes, each defined once: discounted returns-to-go within episodes (the reward
-model's regression target, spec §2.1), the undiscounted return of every episode, and D4RL's normalized score."""
+model's regression target, docs/algorithm.md §2.1), the undiscounted return of every episode, and D4RL's normalized
+score."""
 
 from __future__ import annotations
 
@@ -54,7 +55,7 @@ def returns_to_go(
     termination_penalty: float = 0.0,
     terminals: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Per-step discounted return-to-go, truncated at each episode's end (spec §2.1).
+    """Per-step discounted return-to-go, truncated at each episode's end (docs/algorithm.md §2.1).
 
     R_t = Σ_{j=0}^{L−1−t} γ^j r_{t+j}, no bootstrapping at timeouts. ``termination_penalty`` is
     added to the last raw reward of every episode whose last step is a terminal (thesis B.2.2;

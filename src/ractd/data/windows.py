@@ -1,4 +1,4 @@
-"""Sequence windows over episodes, the models' inputs (spec §1.3, §1.4, §1.6).
+"""Sequence windows over episodes, the models' inputs (docs/algorithm.md §1.3, §1.4, §1.6).
 
 A window is a pair (episode, start); its steps are ``start, …, start + H − 1`` of that episode.
 Windows are never materialized: a batch is gathered by fancy indexing into the flat arrays.
@@ -22,10 +22,10 @@ CONDITIONINGS = ("history", "first_last")
 def window_starts(
     episode_lengths: np.ndarray, horizon: int, pad_before: int = 0, pad_after: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Every window of ``horizon`` steps, as (episode_index, start) arrays (spec §1.4).
+    """Every window of ``horizon`` steps, as (episode_index, start) arrays (docs/algorithm.md §1.4).
 
     Starts run over ``−pad_before, …, L − H + pad_after`` *inclusive*: the last full window is
-    included (the reference's exclusive range is a bug, spec §8.19). Steps outside the episode
+    included (the reference's exclusive range is a bug, docs/algorithm.md §8.19). Steps outside the episode
     are filled by repeating its first/last step. An episode shorter than H contributes windows
     only if the padding allows.
     """
@@ -40,7 +40,7 @@ def window_starts(
 
 
 def split_episodes(n_episodes: int, val_ratio: float, seed: int = 42) -> tuple[np.ndarray, np.ndarray]:
-    """Train/validation episode split (spec §1.3, the reference's ``get_val_mask``).
+    """Train/validation episode split (docs/algorithm.md §1.3, the reference's ``get_val_mask``).
 
     n_val = min(max(1, round(n·val_ratio)), n − 1) episodes drawn without replacement with
     ``np.random.default_rng(seed)``; val_ratio ≤ 0 gives no validation episodes. Returns sorted
@@ -57,7 +57,7 @@ def split_episodes(n_episodes: int, val_ratio: float, seed: int = 42) -> tuple[n
 
 @dataclass(frozen=True)
 class WindowSpec:
-    """What a model sees (spec §1.6).
+    """What a model sees (docs/algorithm.md §1.6).
 
     Attributes:
         horizon: H, steps per window.
@@ -104,7 +104,7 @@ def condition_vector(normalize: Callable[[Any], Any], states: Any) -> Any:
 
 
 class WindowDataset:
-    """Normalized windows of an ``OfflineDataset`` for training (spec §1.4–§1.6).
+    """Normalized windows of an ``OfflineDataset`` for training (docs/algorithm.md §1.4–§1.6).
 
     ``get_batch(indices)`` returns float32 arrays:
     ``x`` (B, H, Dx) = norm(x_key) over the window; ``cond`` (B, Dc) per ``spec.cond``;

@@ -1,7 +1,7 @@
-"""Consistency Trajectory Model student and the RACTD losses (spec §4, §5).
+"""Consistency Trajectory Model student and the RACTD losses (docs/algorithm.md §4, §5).
 
 G_θ(x, t, s) = (s/t)·x + (1 − s/t)·g_θ(x, t, s), with g_θ the boundary-preconditioned network at the source
-time t and a second time input s (spec §4.2). "Time 0" is σ_min throughout.
+time t and a second time input s (docs/algorithm.md §4.2). "Time 0" is σ_min throughout.
 """
 
 from __future__ import annotations
@@ -30,19 +30,19 @@ DSMOn = Literal["jump_to_sigma_min", "denoiser"]
 
 @dataclass(frozen=True)
 class CTMConfig:
-    """Knobs of the student objective. Defaults are the reference code's (spec §4, §8, §10.3).
+    """Knobs of the student objective. Defaults are the reference code's (docs/algorithm.md §4, §8, §10.3).
 
     Where the paper differs, the field names the choice: `reward_on` ("dsm_pred" as the code; "one_step" is the
     paper's Eq. 3.8), `target_decay` μ (0 = sg(θ)). The noise constants are not here: the student uses its
     teacher's `EDMConfig` (owned by the denoiser modules, `ractd.diffusion.denoiser`).
     """
 
-    ode_steps_max: int = 1  # teacher Heun steps between t and u (spec §4.3)
-    dsm_xi_max: float = 0.7  # ctm_dsm: first half σ from ξ ~ U[0, ξ_max] on the Karras ramp (spec §4.6)
+    ode_steps_max: int = 1  # teacher Heun steps between t and u (docs/algorithm.md §4.3)
+    dsm_xi_max: float = 0.7  # ctm_dsm: first half σ from ξ ~ U[0, ξ_max] on the Karras ramp (docs/algorithm.md §4.6)
     dsm_weighting: Literal["karras", "uniform"] = "karras"
-    # What L_DSM regresses onto x0: the code's G_θ(x_σ, σ, σ_min) ("jump_to_sigma_min", spec §4.6), or CTM's
-    # denoiser g_θ(x_σ, σ, σ) ("denoiser", Kim et al. 2023 Eq. 7), which does not pull the σ_max → σ_min jump
-    # toward the posterior mean.
+    # What L_DSM regresses onto x0: the code's G_θ(x_σ, σ, σ_min) ("jump_to_sigma_min", docs/algorithm.md §4.6),
+    # or CTM's denoiser g_θ(x_σ, σ, σ) ("denoiser", Kim et al. 2023 Eq. 7), which does not pull the
+    # σ_max → σ_min jump toward the posterior mean.
     dsm_on: DSMOn = "jump_to_sigma_min"
     alpha: float = 1.0  # weight of L_CTM
     beta: float = 1.0  # weight of L_DSM
@@ -52,7 +52,7 @@ class CTMConfig:
     # G(x_T, T, σ_min) (paper Eq. 3.8). The toy shows "denoiser" + "dsm_pred" barely moves the one-step samples.
     reward_on: RewardOn = "dsm_pred"
     target_decay: float = 0.0  # μ in θ⁻ ← μθ⁻ + (1 − μ)θ
-    clamp_teacher_in_solver: bool = False  # the reference solver does not clamp (spec §4.4)
+    clamp_teacher_in_solver: bool = False  # the reference solver does not clamp (docs/algorithm.md §4.4)
 
     def __post_init__(self) -> None:
         if self.ode_steps_max < 1:
@@ -72,7 +72,7 @@ class CTMConfig:
 def ctm_g(
     net: Callable, x: torch.Tensor, t: torch.Tensor, s: torch.Tensor, cond: torch.Tensor | None, cfg: EDMConfig
 ) -> torch.Tensor:
-    """g_θ(x, t, s) = c_skip(t)·x + c_out(t)·F_θ(c_in(t)·x, c_noise(t), c_noise(s), c)  (spec §4.2)."""
+    """g_θ(x, t, s) = c_skip(t)·x + c_out(t)·F_θ(c_in(t)·x, c_noise(t), c_noise(s), c)  (docs/algorithm.md §4.2)."""
     batch = x.shape[0]
     t = t.expand(batch) if t.dim() == 0 else t
     s = s.expand(batch) if s.dim() == 0 else s
@@ -84,7 +84,7 @@ def ctm_g(
 def ctm_jump(
     net: Callable, x: torch.Tensor, t: torch.Tensor, s: torch.Tensor, cond: torch.Tensor | None, cfg: EDMConfig
 ) -> torch.Tensor:
-    """G_θ(x, t, s) = (s/t)·x + (1 − s/t)·g_θ(x, t, s)  (spec §4.2; CTM Eq. 3)."""
+    """G_θ(x, t, s) = (s/t)·x + (1 − s/t)·g_θ(x, t, s)  (docs/algorithm.md §4.2; CTM Eq. 3)."""
     t = t.expand(x.shape[0]) if t.dim() == 0 else t
     s = s.expand(x.shape[0]) if s.dim() == 0 else s
     ratio = _bcast(s / t, x)
@@ -94,7 +94,7 @@ def ctm_jump(
 def sample_ctm_indices(
     batch: int, n_levels: int = 80, ode_steps_max: int = 1, generator: torch.Generator | None = None, device=None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Bin indices (t, s, u) of the 'ctm' sampler, vectorized (spec §4.3).
+    """Bin indices (t, s, u) of the 'ctm' sampler, vectorized (docs/algorithm.md §4.3).
 
     t ~ U{0..N−1}; s ~ U{t..N} (N clamps to σ_min); u ~ U{t..s}; u ← min(u, t + ode_steps_max).
     Larger index = less noise, so s ≥ u ≥ t in index means σ_s ≤ σ_u ≤ σ_t.
@@ -111,7 +111,7 @@ def sample_ctm_indices(
 def teacher_solve(
     teacher: Callable, x: torch.Tensor, t_idx: torch.Tensor, u_idx: torch.Tensor, cfg: EDMConfig
 ) -> torch.Tensor:
-    """x_u from x_t by Heun steps along the Karras grid with the frozen teacher (spec §4.4).
+    """x_u from x_t by Heun steps along the Karras grid with the frozen teacher (docs/algorithm.md §4.4).
 
     Per-sample step counts; samples with u = t are returned unchanged (the zero-step guard).
     `teacher(x, sigma)` is the teacher denoiser D_φ.
@@ -137,7 +137,8 @@ def ctm_loss(
     *,
     edm: EDMConfig,
 ) -> torch.Tensor:
-    """L_CTM = PH(G_θ⁻(G_θ(x_t, t, s), s, 0), G_θ⁻(G_θ⁻(x_u, u, s), s, 0)), unweighted (spec §4.5; CTM Eq. 6).
+    """L_CTM = PH(G_θ⁻(G_θ(x_t, t, s), s, 0), G_θ⁻(G_θ⁻(x_u, u, s), s, 0)), unweighted (docs/algorithm.md §4.5; CTM
+    Eq. 6).
 
     `student(x, t, s)` / `target(x, t, s)` are jumps G with the condition bound; `teacher(x, σ)` is D_φ;
     `edm` holds the constants they share (the teacher's).
@@ -157,7 +158,7 @@ def ctm_loss(
 
 def dsm_sigmas(batch: int, cfg: CTMConfig, generator: torch.Generator | None = None, device=None, *,
                edm: EDMConfig) -> torch.Tensor:
-    """'ctm_dsm' mixture (spec §4.6): ⌈B/2⌉ from the Karras ramp with ξ ~ U[0, ξ_max], ⌊B/2⌋ log-normal."""
+    """'ctm_dsm' mixture (docs/algorithm.md §4.6): ⌈B/2⌉ from the Karras ramp with ξ ~ U[0, ξ_max], ⌊B/2⌋ log-normal."""
     e = edm
     n_ramp = (batch + 1) // 2
     xi = cfg.dsm_xi_max * torch.rand(n_ramp, generator=generator, device=device)
@@ -175,7 +176,7 @@ def dsm_loss(
     *,
     edm: EDMConfig,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """L_DSM = E[λ(σ)·PH(G_θ(x0 + σε, σ, 0), x0)] (spec §4.6), or on g_θ(x_σ, σ, σ) when dsm_on='denoiser'.
+    """L_DSM = E[λ(σ)·PH(G_θ(x0 + σε, σ, 0), x0)] (docs/algorithm.md §4.6), or on g_θ(x_σ, σ, σ) when dsm_on='denoiser'.
 
     `student(x, t, s)` is the jump G, `student_g(x, t, s)` the raw g. Returns (loss, prediction).
     """
@@ -200,7 +201,7 @@ def reward_loss(reward: Callable[[torch.Tensor], torch.Tensor], x_hat: torch.Ten
 def one_step_sample(
     student: Callable, shape: tuple[int, ...], edm: EDMConfig, generator=None, device=None, clamp: bool = True
 ) -> torch.Tensor:
-    """x̂ = G_θ(x_T, T, σ_min), x_T ~ N(0, init_noise_scale²·I): one network evaluation (spec §5)."""
+    """x̂ = G_θ(x_T, T, σ_min), x_T ~ N(0, init_noise_scale²·I): one network evaluation (docs/algorithm.md §5)."""
     e = edm
     x_T = e.init_noise_scale * torch.randn(shape, generator=generator, device=device)
     t = torch.full((shape[0],), e.sigma_max, device=device)
@@ -217,7 +218,7 @@ def multistep_sample(
     device=None,
     clamp: bool = True,
 ) -> torch.Tensor:
-    """CTM chaining (spec §5): one jump from σ_max, then for each τ: x̂ ← clamp(G_θ(x̂ + τε, τ, σ_min)).
+    """CTM chaining (docs/algorithm.md §5): one jump from σ_max, then for each τ: x̂ ← clamp(G_θ(x̂ + τε, τ, σ_min)).
 
     NFE = 1 + len(chain_sigmas).
     """
@@ -248,11 +249,11 @@ def ractd_loss(
     reward: Callable[[torch.Tensor], torch.Tensor] | None = None,
     generator: torch.Generator | None = None,
 ) -> RACTDLosses:
-    """L = α·L_CTM + β·L_DSM + σ_r·L_reward (spec §4.8; paper Eq. 3.9).
+    """L = α·L_CTM + β·L_DSM + σ_r·L_reward (docs/algorithm.md §4.8; paper Eq. 3.9).
 
     `student` and `target` are `CTMDenoiser`s (`.jump` = G, `.g` = g), `teacher` an `EDMDenoiser` D_φ; all three
     must carry the same EDM constants (the teacher's), which is checked here. The reward term scores the DSM
-    prediction (reward_on='dsm_pred', the code, spec §8 item 3) or a fresh one-step sample G_θ(x_T, T, 0)
+    prediction (reward_on='dsm_pred', the code, docs/algorithm.md §8 item 3) or a fresh one-step sample G_θ(x_T, T, 0)
     (reward_on='one_step', paper Eq. 3.8).
     """
     e = teacher.edm
@@ -290,7 +291,7 @@ def ractd_loss(
 
 @torch.no_grad()
 def update_target(target: nn.Module, online: nn.Module, decay: float) -> None:
-    """θ⁻ ← μ·θ⁻ + (1 − μ)·θ (spec §4.8); μ = 0 copies θ (CTM's stop-gradient sg(θ))."""
+    """θ⁻ ← μ·θ⁻ + (1 − μ)·θ (docs/algorithm.md §4.8); μ = 0 copies θ (CTM's stop-gradient sg(θ))."""
     for p_t, p in zip(target.parameters(), online.parameters(), strict=True):
         p_t.lerp_(p.detach(), 1.0 - decay)
     for b_t, b in zip(target.buffers(), online.buffers(), strict=True):

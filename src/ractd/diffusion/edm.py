@@ -1,4 +1,4 @@
-"""EDM noise levels, preconditioning and training loss (spec §3.2–§3.4).
+"""EDM noise levels, preconditioning and training loss (docs/algorithm.md §3.2–§3.4).
 
 Names follow Karras et al. (2022): D(x; σ) = c_skip(σ)·x + c_out(σ)·F(c_in(σ)·x; c_noise(σ)).
 """
@@ -18,7 +18,7 @@ HuberVariant = Literal["elementwise_squared", "l2"]
 
 @dataclass(frozen=True)
 class EDMConfig:
-    """Every constant of the EDM teacher (spec §3, §10). Defaults are the reference code's."""
+    """Every constant of the EDM teacher (docs/algorithm.md §3, §10). Defaults are the reference code's."""
 
     sigma_min: float = 0.02
     sigma_max: float = 80.0
@@ -26,7 +26,7 @@ class EDMConfig:
     n_levels: int = 80
     sigma_data: float = 0.5
     scaling: Scaling = "boundary"  # "boundary": D(x, σ_min) = x (consistency-model form); "edm": standard EDM
-    c_noise_scale: float = 250.0  # c_noise = 250·ln σ (EDM's 0.25 ln σ ×1000, spec §3.2)
+    c_noise_scale: float = 250.0  # c_noise = 250·ln σ (EDM's 0.25 ln σ ×1000, docs/algorithm.md §3.2)
     p_mean: float = -1.2
     p_std: float = 1.2
     huber_variant: HuberVariant = "elementwise_squared"
@@ -49,7 +49,7 @@ class EDMConfig:
 
 
 def karras_sigma(index: torch.Tensor | float, cfg: EDMConfig = EDMConfig()) -> torch.Tensor:
-    """σ_i = (σ_max^{1/ρ} + i/(N−1)·(σ_min^{1/ρ} − σ_max^{1/ρ}))^ρ, clamped to [σ_min, σ_max] (spec §3.4).
+    """σ_i = (σ_max^{1/ρ} + i/(N−1)·(σ_min^{1/ρ} − σ_max^{1/ρ}))^ρ, clamped to [σ_min, σ_max] (docs/algorithm.md §3.4).
 
     Index 0 is σ_max (noisiest), N−1 is σ_min; index N (used by the CTM sampler) clamps to σ_min.
     """
@@ -60,12 +60,12 @@ def karras_sigma(index: torch.Tensor | float, cfg: EDMConfig = EDMConfig()) -> t
 
 
 def karras_sigmas(cfg: EDMConfig = EDMConfig()) -> torch.Tensor:
-    """The N-point grid σ_0 = σ_max > … > σ_{N−1} = σ_min (spec §3.4)."""
+    """The N-point grid σ_0 = σ_max > … > σ_{N−1} = σ_min (docs/algorithm.md §3.4)."""
     return karras_sigma(torch.arange(cfg.n_levels), cfg)
 
 
 def preconditioning(sigma: torch.Tensor, cfg: EDMConfig) -> tuple[torch.Tensor, ...]:
-    """(c_skip, c_out, c_in, c_noise) at σ (spec §3.2; EDM Table 1 for scaling='edm')."""
+    """(c_skip, c_out, c_in, c_noise) at σ (docs/algorithm.md §3.2; EDM Table 1 for scaling='edm')."""
     sd = cfg.sigma_data
     if cfg.scaling == "boundary":
         c_skip = sd**2 / ((sigma - cfg.sigma_min) ** 2 + sd**2)
@@ -86,7 +86,8 @@ def _bcast(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 def edm_denoise(
     net: Callable, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor | None, cfg: EDMConfig, clamp: bool = False
 ) -> torch.Tensor:
-    """D_φ(x, σ) = c_skip·x + c_out·F_φ(c_in·x, c_noise, c) (spec §3.2); optional clamp to [−1, 1] (inference)."""
+    """D_φ(x, σ) = c_skip·x + c_out·F_φ(c_in·x, c_noise, c) (docs/algorithm.md §3.2); optional clamp to [−1, 1]
+    (inference)."""
     sigma = sigma.expand(x.shape[0]) if sigma.dim() == 0 else sigma
     c_skip, c_out, c_in, c_noise = preconditioning(sigma, cfg)
     out = _bcast(c_skip, x) * x + _bcast(c_out, x) * net(_bcast(c_in, x) * x, c_noise, cond=cond)
@@ -94,18 +95,18 @@ def edm_denoise(
 
 
 def karras_loss_weight(sigma: torch.Tensor, sigma_data: float = 0.5) -> torch.Tensor:
-    """λ(σ) = (σ² + σ_data²)/(σ·σ_data)² (EDM's weighting, spec §3.3)."""
+    """λ(σ) = (σ² + σ_data²)/(σ·σ_data)² (EDM's weighting, docs/algorithm.md §3.3)."""
     return (sigma**2 + sigma_data**2) / (sigma * sigma_data) ** 2
 
 
 def lognormal_sigmas(n: int, cfg: EDMConfig, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
-    """ln σ ~ N(P_mean, P_std²), not clipped (spec §3.3)."""
+    """ln σ ~ N(P_mean, P_std²), not clipped (docs/algorithm.md §3.3)."""
     z = torch.randn(n, generator=generator, device=device)
     return (cfg.p_mean + cfg.p_std * z).exp()
 
 
 def huber_c(numel_per_sample: int) -> float:
-    """c = 0.00054·sqrt(numel of one sample) (iCT's choice, spec §3.3): hopper (16×3) → 0.00374."""
+    """c = 0.00054·sqrt(numel of one sample) (iCT's choice, docs/algorithm.md §3.3): hopper (16×3) → 0.00374."""
     return 0.00054 * math.sqrt(numel_per_sample)
 
 
@@ -116,7 +117,7 @@ def pseudo_huber(
     variant: HuberVariant = "elementwise_squared",
     weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Mean pseudo-Huber distance, optionally weighted per sample (spec §3.3, §8 item 7).
+    """Mean pseudo-Huber distance, optionally weighted per sample (docs/algorithm.md §3.3, §8 item 7).
 
     elementwise_squared (reference code): sqrt((e²)² + c²) − c per element, e = pred − target.
     l2 (iCT): sqrt(‖e‖² + c²) − c per sample.
@@ -142,7 +143,7 @@ def edm_loss(
     generator: torch.Generator | None = None,
     return_denoised: bool = False,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-    """Teacher loss: E_σ,ε[λ(σ)·PH(D_φ(x0 + σε, σ), x0)], ln σ ~ N(P_mean, P_std²) (spec §3.3).
+    """Teacher loss: E_σ,ε[λ(σ)·PH(D_φ(x0 + σε, σ), x0)], ln σ ~ N(P_mean, P_std²) (docs/algorithm.md §3.3).
 
     `denoiser(x, σ, cond)` is D_φ with its constants in `denoiser.edm` (an `EDMDenoiser`). With return_denoised,
     also the prediction D_φ(x0 + σε, σ) (the reward-aware teacher scores it).

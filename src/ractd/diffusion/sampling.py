@@ -1,4 +1,4 @@
-"""Probability-flow ODE samplers as pure functions (spec §3.6), in the style of k-diffusion.
+"""Probability-flow ODE samplers as pure functions (docs/algorithm.md §3.6), in the style of k-diffusion.
 
 `denoiser(x, sigma, **extra_args)` maps a batch and a per-sample noise level to the denoised estimate D(x, σ); any
 module of `ractd.diffusion.denoiser` (EDM teacher, CTM student, ε-prediction DDPM) is one, with
@@ -17,7 +17,8 @@ Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 def initial_noise(
     shape: tuple[int, ...], scale: float, generator: torch.Generator | None = None, device=None
 ) -> torch.Tensor:
-    """x_T ~ N(0, scale²·I). The reference code uses scale = 1 at σ_max = 80 (spec §3.6, §8 item 6); EDM uses σ_max."""
+    """x_T ~ N(0, scale²·I). The reference code uses scale = 1 at σ_max = 80 (docs/algorithm.md §3.6, §8 item 6); EDM
+    uses σ_max."""
     return scale * torch.randn(shape, generator=generator, device=device)
 
 
@@ -45,7 +46,8 @@ def heun_step(denoiser: Denoiser, x: torch.Tensor, sigma: torch.Tensor, sigma_ne
 @torch.no_grad()
 def sample_heun(denoiser: Denoiser, x: torch.Tensor, sigmas: torch.Tensor, extra_args: dict | None = None
                 ) -> torch.Tensor:
-    """Deterministic Heun over the grid σ_0 > σ_1 > … (spec §3.6): len(sigmas) − 1 steps, 2 evaluations each.
+    """Deterministic Heun over the grid σ_0 > σ_1 > … (docs/algorithm.md §3.6): len(sigmas) − 1 steps, 2 evaluations
+    each.
 
     With the 80-point Karras grid that is 79 steps = 158 network evaluations; the last step ends at
     σ_min = 0.02 (no final jump to 0). Clamp D inside `denoiser` if wanted (the reference does).

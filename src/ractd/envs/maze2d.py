@@ -1,4 +1,4 @@
-"""Maze2d with the D4RL protocol, simulated by gymnasium-robotics' point maze (spec §1.1, §6.2).
+"""Maze2d with the D4RL protocol, simulated by gymnasium-robotics' point maze (docs/algorithm.md §1.1, §6.2).
 
 D4RL's `maze2d-*` tasks (Fu et al. 2020, `d4rl/pointmaze/maze_model.py`) and gymnasium-robotics'
 `PointMaze` share the point-mass physics (timestep 0.01 s, one MuJoCo step per env step, Euler

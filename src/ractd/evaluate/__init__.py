@@ -1,5 +1,5 @@
 """Evaluation: seeded, vectorized rollouts, true returns, normalized scores, result JSON and plots
-(spec §6). Plots import matplotlib lazily, from ``ractd.evaluate.plots``."""
+(docs/algorithm.md §6). Plots import matplotlib lazily, from ``ractd.evaluate.plots``."""
 
 from ractd.evaluate.metrics import (
     episode_return,

@@ -1,5 +1,5 @@
 """Episode metrics: true return, the reference code's running-max metric, normalized score ×100, and mean ±
-standard error (spec §6.1, §8 item 1). The return and the normalized score are defined once, in
+standard error (docs/algorithm.md §6.1, §8 item 1). The return and the normalized score are defined once, in
 ``ractd.data.returns`` (the datasets use them too); this module applies them to rollouts."""
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def episode_return(rewards: ArrayLike) -> float:
 
 
 def running_max_return(rewards: ArrayLike) -> float:
-    """The reference code's metric Σ_t max_{τ≤t} r_τ (spec §6.1, §8 item 1): a sum of the running
+    """The reference code's metric Σ_t max_{τ≤t} r_τ (docs/algorithm.md §6.1, §8 item 1): a sum of the running
     maximum of the per-step rewards. It is ≥ the true return and equal to it only when the rewards
     never decrease. Kept only to show the size of the reference's inflation."""
     r = _rewards_1d(rewards)

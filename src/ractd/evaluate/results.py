@@ -1,5 +1,5 @@
 """Evaluation results (per-episode returns, seeds, scores, timing) as JSON, and top-k checkpoint
-bookkeeping for online model selection (spec §6.3)."""
+bookkeeping for online model selection (docs/algorithm.md §6.3)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ class EvalResult:
     Episode i was reset with seed ``seeds[i]``; ``returns[i]`` is its true return Σ r_t, ``lengths[i]``
     its number of env steps and ``terminated[i]`` whether it ended by the env's termination (a fall)
     rather than by the step limit. ``legacy_returns`` (optional) is the reference code's running-max
-    metric on the same episodes (spec §8 item 1); it is never used as the score.
+    metric on the same episodes (docs/algorithm.md §8 item 1); it is never used as the score.
     """
 
     returns: np.ndarray
@@ -229,7 +229,7 @@ class CheckpointEntry:
 
 @dataclass
 class TopKCheckpoints:
-    """Keep the k best checkpoints by score (spec §6.3, the reference's TopKCheckpointManager).
+    """Keep the k best checkpoints by score (docs/algorithm.md §6.3, the reference's TopKCheckpointManager).
 
     ``update`` returns the paths the caller should delete (an evicted checkpoint, or the new one if it
     does not make the top k). Ties keep the earlier checkpoint, as the reference does; a NaN score

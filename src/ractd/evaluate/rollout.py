@@ -1,4 +1,4 @@
-"""Seeded, vectorized policy rollouts (spec §6; corrects §8 items 1 and 16).
+"""Seeded, vectorized policy rollouts (docs/algorithm.md §6; corrects §8 items 1 and 16).
 
 Episode i is reset with seed ``seed + i`` and runs exactly once. All running episodes advance
 together: one batched ``policy.act`` call per env step for the envs that are still running; an
@@ -163,7 +163,7 @@ def evaluate(
     makes one ``policy.act`` call for the running envs. An episode ends on the env's termination or
     truncation or after ``max_episode_steps`` steps (default: the env spec's limit). ``ref_scores``
     = (random, expert) returns add normalized scores ×100; ``legacy_running_max`` adds the reference
-    code's Σ_t max_{τ≤t} r_τ on the same episodes (spec §8 item 1; the reference computed it for
+    code's Σ_t max_{τ≤t} r_τ on the same episodes (docs/algorithm.md §8 item 1; the reference computed it for
     MuJoCo tasks only, its Maze2d runner sums true rewards). Given a deterministic policy whose
     rows do not depend on the batch, the returns equal :func:`evaluate_sequential`'s exactly.
     """

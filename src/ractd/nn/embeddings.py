@@ -1,4 +1,4 @@
-"""Time embeddings shared by the teacher and the student (spec §3.1)."""
+"""Time embeddings shared by the teacher and the student (docs/algorithm.md §3.1)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from torch import nn
 
 
 class SinusoidalPosEmb(nn.Module):
-    """[sin(τ f_k), cos(τ f_k)] with f_k = exp(−k ln(10000)/(half − 1)), k = 0..half−1 (spec §3.1)."""
+    """[sin(τ f_k), cos(τ f_k)] with f_k = exp(−k ln(10000)/(half − 1)), k = 0..half−1 (docs/algorithm.md §3.1)."""
 
     def __init__(self, dim: int):
         super().__init__()
@@ -25,7 +25,7 @@ class SinusoidalPosEmb(nn.Module):
 
 
 class TimeEmbedding(nn.Module):
-    """SinusoidalPosEmb(d) → Linear(d, 4d) → Mish → Linear(4d, d) (spec §3.1)."""
+    """SinusoidalPosEmb(d) → Linear(d, 4d) → Mish → Linear(4d, d) (docs/algorithm.md §3.1)."""
 
     def __init__(self, dim: int):
         super().__init__()

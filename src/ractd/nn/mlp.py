@@ -1,4 +1,4 @@
-"""MLPs: the residual reward network (spec §2.2) and the inverse-dynamics model (Maze2d)."""
+"""MLPs: the residual reward network (docs/algorithm.md §2.2) and the inverse-dynamics model (Maze2d)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from torch import nn
 
 
 class ResidualLinearBlock(nn.Module):
-    """y = W2·Mish(W1·x + b1) + b2 + P·x, with P a linear projection if sizes differ, else identity (spec §2.2)."""
+    """y = W2·Mish(W1·x + b1) + b2 + P·x, with P a linear projection if sizes differ, else identity
+    (docs/algorithm.md §2.2)."""
 
     def __init__(self, d_in: int, d_out: int):
         super().__init__()
@@ -23,7 +24,8 @@ class ResidualLinearBlock(nn.Module):
 class ResidualMLP(nn.Module):
     """The reward model R_ψ: two residual blocks per consecutive pair of [input_dim, *dims], then Linear(dims[-1] → 1).
 
-    No activation between blocks, no normalization, no dropout (spec §2.2); ≈ 0.34 M parameters for dims [64, 128, 256].
+    No activation between blocks, no normalization, no dropout (docs/algorithm.md §2.2); ≈ 0.34 M parameters for dims
+    [64, 128, 256].
     """
 
     def __init__(self, input_dim: int, dims: Sequence[int] = (64, 128, 256), output_dim: int = 1):

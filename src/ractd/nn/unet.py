@@ -1,7 +1,7 @@
-"""ConditionalUnet1D: the Diffusion-Policy 1-D temporal U-Net with FiLM conditioning (spec §3.1, §4.1).
+"""ConditionalUnet1D: the Diffusion-Policy 1-D temporal U-Net with FiLM conditioning (docs/algorithm.md §3.1, §4.1).
 
 One class serves the teacher (one time input τ_t) and the CTM student (two time inputs τ_t, τ_s
-through the *same* embedding, spec §4.1). The FiLM vector is g = concat(emb(τ_t)[, emb(τ_s)], c).
+through the *same* embedding, docs/algorithm.md §4.1). The FiLM vector is g = concat(emb(τ_t)[, emb(τ_s)], c).
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ class Conv1dBlock(nn.Sequential):
 
 
 class ConditionalResidualBlock1D(nn.Module):
-    """h = Conv(x); Dropout; h = scale·h + bias (FiLM of Mish(g)); h = Conv(h) + Res(x); Dropout (spec §3.1)."""
+    """h = Conv(x); Dropout; h = scale·h + bias (FiLM of Mish(g)); h = Conv(h) + Res(x); Dropout (docs/algorithm.md
+    §3.1)."""
 
     def __init__(self, in_ch: int, out_ch: int, cond_dim: int, kernel_size: int, n_groups: int, dropout: float):
         super().__init__()
@@ -56,7 +57,7 @@ class ConditionalUnet1D(nn.Module):
         down_dims: channels per level; H must be divisible by 2**(len(down_dims) - 1).
         n_time_inputs: 1 (teacher: t) or 2 (student: t and s, shared embedding).
         dropout: p for encoder/decoder residual blocks; mid_dropout: p for the two mid blocks
-            (the reference code's hidden default is 0.2 even for the teacher, spec §3.1).
+            (the reference code's hidden default is 0.2 even for the teacher, docs/algorithm.md §3.1).
     """
 
     def __init__(
@@ -151,7 +152,7 @@ class ConditionalUnet1D(nn.Module):
 
 
 def insert_zero_time_columns(teacher_state: dict[str, torch.Tensor], time_embed_dim: int) -> dict[str, torch.Tensor]:
-    """Warm-start map teacher → student (spec §4.9).
+    """Warm-start map teacher → student (docs/algorithm.md §4.9).
 
     Every FiLM matrix W of shape [2·out, dsed + Dc] becomes [W[:, :dsed] | 0_{2·out×dsed} | W[:, dsed:]], so the
     student's new s embedding starts with no influence and G(x, t, s) = (s/t)x + (1 − s/t)·D_teacher(x, t).

@@ -1,4 +1,4 @@
-"""Exponential moving average of the trainable weights with the power-law warm-up of spec §3.5.
+"""Exponential moving average of the trainable weights with the power-law warm-up of docs/algorithm.md §3.5.
 
 Reproduces diffusion_policy's `EMAModel` (inv_gamma 1, min 0): the averaged copy starts equal to the
 model, update k (0-based) uses decay `ema_decay(k)`, parameters that do not require grad (and
@@ -16,7 +16,7 @@ from torch import nn
 
 def ema_decay(update_index: int, power: float = 0.75, max_decay: float = 0.9999,
               inv_gamma: float = 1.0, min_decay: float = 0.0) -> float:
-    """Decay used by EMA update number `update_index` (0-based), spec §3.5.
+    """Decay used by EMA update number `update_index` (0-based), docs/algorithm.md §3.5.
 
     0 for the first two updates, then 1 − (1 + k′/inv_gamma)^(−power) with k′ = update_index − 1,
     clamped to [min_decay, max_decay].

@@ -26,7 +26,7 @@ from ..diffusion import (
 
 
 def reward_inputs(batch: dict[str, torch.Tensor], kind: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """(inputs, targets) of the return-to-go regression (spec §2.3).
+    """(inputs, targets) of the return-to-go regression (docs/algorithm.md §2.3).
 
     action_obs: R(norm(a_t), norm(s_t)) — action first — on one transition per window (H = 1);
     states: R(norm(s_t)) on every state of every window.
@@ -40,7 +40,8 @@ def reward_inputs(batch: dict[str, torch.Tensor], kind: str) -> tuple[torch.Tens
 def plan_reward(
     reward_net: Callable, x_hat: torch.Tensor, obs: torch.Tensor, aggregate: str, n_obs_steps: int
 ) -> torch.Tensor:
-    """R_ψ of a predicted plan (spec §4.7): first action with the current state (MuJoCo) or Σ_h R(ŝ_h) (Maze2d)."""
+    """R_ψ of a predicted plan (docs/algorithm.md §4.7): first action with the current state (MuJoCo) or Σ_h R(ŝ_h)
+    (Maze2d)."""
     if aggregate == "first_action":
         k = n_obs_steps - 1
         return reward_net(torch.cat([x_hat[:, k], obs[:, k]], dim=-1))
@@ -49,7 +50,7 @@ def plan_reward(
 
 
 class TeacherObjective:
-    """EDM (spec §3.3) or the ε-prediction DDPM baseline; optionally reward-aware (thesis Table 3.4)."""
+    """EDM (docs/algorithm.md §3.3) or the ε-prediction DDPM baseline; optionally reward-aware (thesis Table 3.4)."""
 
     def __init__(self, net: nn.Module, kind: str, edm: EDMConfig, ddpm: DDPMConfig,
                  reward_net: nn.Module | None = None, reward_guidance: float = 0.0,
@@ -73,7 +74,8 @@ class TeacherObjective:
         if self.kind == "ddpm":
             loss = ddpm_loss(model, x0, cond, self.ddpm)
             return loss, {"loss": loss}
-        loss, denoised = edm_loss(EDMDenoiser(model, self.edm), x0, cond, return_denoised=True)  # spec §3.3
+        # docs/algorithm.md §3.3
+        loss, denoised = edm_loss(EDMDenoiser(model, self.edm), x0, cond, return_denoised=True)
         scalars = {"loss": loss}
         if self.reward_guidance > 0:
             r = plan_reward(self.reward_net, denoised, batch["obs"], self.reward_aggregate, self.n_obs_steps)
@@ -86,7 +88,7 @@ class TeacherObjective:
 
 
 class RewardObjective:
-    """MSE to the min–max-normalized discounted return-to-go (spec §2.3)."""
+    """MSE to the min–max-normalized discounted return-to-go (docs/algorithm.md §2.3)."""
 
     def __init__(self, net: nn.Module, kind: str):
         self.net, self.kind = net, kind
@@ -108,7 +110,8 @@ class RewardObjective:
 
 
 class StudentObjective:
-    """α·L_CTM + β·L_DSM + σ_r·L_reward with a frozen teacher, a frozen reward model and a target net (spec §4).
+    """α·L_CTM + β·L_DSM + σ_r·L_reward with a frozen teacher, a frozen reward model and a target net
+    (docs/algorithm.md §4).
 
     `teacher` is the teacher run's `EDMDenoiser`: the student and its target are `CTMDenoiser`s with the
     teacher's EDM constants, so the distillation cannot use other constants than the teacher was trained with.
@@ -119,7 +122,8 @@ class StudentObjective:
         self.net, self.ctm, self.edm = net, ctm, teacher.edm
         self.teacher = teacher.eval().requires_grad_(False)
         self.reward_net = None if reward_net is None else reward_net.eval().requires_grad_(False)
-        # θ⁻ starts as the warm-started student (the reference copies it before the warm start: spec §4.8 pitfall)
+        # θ⁻ starts as the warm-started student (the reference copies it before the warm start: docs/algorithm.md
+        # §4.8 pitfall)
         self.target = CTMDenoiser(copy.deepcopy(net), self.edm).eval().requires_grad_(False)
         self.reward_aggregate, self.n_obs_steps = reward_aggregate, n_obs_steps
 

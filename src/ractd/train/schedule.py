@@ -1,4 +1,4 @@
-"""Learning-rate schedule: linear warm-up, then half-cosine to 0 (diffusers "cosine"; spec §2.4, §3.5)."""
+"""Learning-rate schedule: linear warm-up, then half-cosine to 0 (diffusers "cosine"; docs/algorithm.md §2.4, §3.5)."""
 
 from __future__ import annotations
 

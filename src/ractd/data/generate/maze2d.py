@@ -19,7 +19,7 @@ Recorded per step, as in D4RL's maze2d files:
 * `terminals`: all 0 (the maze never terminates);
 * `timeouts`: 1 at the last step of every goal segment (goal reached, or the segment used the task's
   episode length) and at the very last step of the file. These boundaries are the controller's
-  goal switches, not evaluation episodes: training re-segments Maze2d at goal departures (spec §1.1).
+  goal switches, not evaluation episodes: training re-segments Maze2d at goal departures (docs/algorithm.md §1.1).
 
 Differences from the D4RL script, all deliberate: at a goal switch D4RL kept recording the previous
 observation for one step (its `s = ns` is skipped when `done`), we record the true state; a segment
