@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ractd.evaluate import BatchPolicy, EnvFactory, EvalResult, evaluate, evaluate_sequential
+from ractd.nn import count_parameters
 
 
 class MLPPolicy:
@@ -33,7 +34,7 @@ class MLPPolicy:
         for a, b in zip(sizes[:-1], sizes[1:], strict=True):
             modules += [torch.nn.Linear(a, b), torch.nn.ReLU()]
         self.net = torch.nn.Sequential(*modules, torch.nn.Linear(sizes[-1], act_dim), torch.nn.Tanh()).eval()
-        n_params = sum(p.numel() for p in self.net.parameters())
+        n_params = count_parameters(self.net)
         self.description = f"MLP {layers}×{hidden} ({n_params} parameters)"
         self.obs_dim = obs_dim
 
@@ -58,7 +59,7 @@ class UnetStandInPolicy:
         self.net.eval()
         self.horizon, self.act_dim = horizon, act_dim
         self.t, self.s = torch.tensor(80.0), torch.tensor(0.002)
-        n_params = sum(p.numel() for p in self.net.parameters())
+        n_params = count_parameters(self.net)
         self.description = f"one-step U-Net stand-in {down_dims}, H={horizon} ({n_params / 1e6:.1f} M params)"
 
     def reset(self, observations: np.ndarray, infos: dict, env_indices: np.ndarray) -> None:

@@ -14,8 +14,8 @@ from typing import Any, Literal
 from .diffusion.ctm import CTMConfig
 from .diffusion.ddpm import DDPMConfig
 from .diffusion.edm import EDMConfig
+from .loop_config import LoopConfig
 from .schema import from_dict, merge, parse_override, to_dict
-from .train.config import LoopConfig
 
 
 @dataclass

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from ractd.train.config import RESUME_FIELDS, LoopConfig
+from ractd.loop_config import RESUME_FIELDS, LoopConfig
 
 
 def test_config_rejects_negative_batch_size_naming_the_field():
@@ -74,5 +74,5 @@ def test_from_dict_parses_json_types():
 
 
 def test_importing_the_config_does_not_import_torch():
-    code = "import sys, ractd.train.config; assert 'torch' not in sys.modules, sorted(sys.modules)"
+    code = "import sys, ractd.loop_config; assert 'torch' not in sys.modules, sorted(sys.modules)"
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,7 +1,8 @@
 """Training: the one generic loop (`train`) and what plugs into it (`Objective`, `BatchSource`).
 
-The names below are imported on first use, so `import ractd.train.config` (LoopConfig, read by every
-run config) does not import torch.
+The names below are imported on first use (importing the package costs nothing until one is used). The loop's
+settings, `LoopConfig`, live outside the package in `ractd.loop_config` (torch-free), so a run config and
+inference never import the training package.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ractd.train.config import LoopConfig
+    from ractd.loop_config import LoopConfig
     from ractd.train.distributed import unwrap
     from ractd.train.ema import EMA, ema_decay
     from ractd.train.loop import train
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 _HOME = {  # exported name → the submodule defining it
     "EMA": "ema",
     "BatchSource": "protocols",
-    "LoopConfig": "config",
+    "LoopConfig": "ractd.loop_config",
     "Objective": "protocols",
     "TrainResult": "protocols",
     "batch_indices": "order",
@@ -54,7 +55,8 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     if name not in _HOME:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)
+    home = _HOME[name]
+    value = getattr(importlib.import_module(home if "." in home else f"{__name__}.{home}"), name)
     globals()[name] = value  # later lookups skip __getattr__
     return value
 

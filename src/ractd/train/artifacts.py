@@ -9,8 +9,8 @@ from typing import Any
 from torch import nn
 
 from ractd.io import read_json
+from ractd.loop_config import LoopConfig
 from ractd.train import checkpoint as ckpt_io
-from ractd.train.config import LoopConfig
 from ractd.train.ema import EMA
 from ractd.train.logging import TB_DIR
 from ractd.train.meta import parameter_counts, run_metadata, utc_now

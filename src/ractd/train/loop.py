@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from ractd.io import write_json
+from ractd.loop_config import LoopConfig
 from ractd.train import checkpoint as ckpt_io
 from ractd.train.artifacts import (
     EMA_FILE,
@@ -37,7 +38,6 @@ from ractd.train.artifacts import (
     initial_meta,
     save_exported_weights,
 )
-from ractd.train.config import LoopConfig
 from ractd.train.distributed import DistInfo, all_reduce_mean, cleanup, init_distributed, shard, wrap_ddp
 from ractd.train.evaluation import callback_scalars, validation_loss
 from ractd.train.logging import CSV_NAME, RunLogger, train_progress

@@ -11,8 +11,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ractd.loop_config import RESUME_FIELDS, LoopConfig
 from ractd.train import checkpoint as ckpt_io
-from ractd.train.config import RESUME_FIELDS, LoopConfig
 from ractd.train.distributed import DistInfo, gather_to_main
 from ractd.train.ema import EMA
 from ractd.train.meta import utc_now
