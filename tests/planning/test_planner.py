@@ -9,8 +9,9 @@ import torch
 
 from ractd.artifact import Artifact, ArtifactError, load_artifact
 from ractd.config import apply_overrides
-from ractd.diffusion import EDMConfig, karras_sigma
+from ractd.diffusion import EDMConfig, ctm_jump, karras_sigma
 from ractd.envs import make_env
+from ractd.export import random_observations
 from ractd.planning import Planner, PlannerPolicy, chain_sigmas, load_planner, tracking_action
 from ractd.prepare import prepare_data
 
@@ -77,6 +78,44 @@ def test_plans_are_unnormalized_with_the_run_normalizer(tiny_hopper_runs, hopper
     np.testing.assert_allclose(plan, a.norm["actions"].unnormalize(x).numpy(), rtol=1e-6, atol=1e-6)
     c = load_planner(tiny_hopper_runs / "student", seed=5)
     np.testing.assert_array_equal(c.act_batch(obs), plan[:, 0])
+
+
+@pytest.mark.parametrize("init_noise_scale", [1.0, 80.0])
+def test_one_step_actions_are_bitwise_the_pure_functions(tiny_hopper_runs, init_noise_scale):
+    """act_batch = unnormalize(clamp(G_θ(s·x_T, σ_max, σ_min; c), −1, 1))[:, To − 1], c = norm(obs) flattened,
+    x_T ~ N(0, I) from a generator with the planner's seed: bit for bit, over two successive calls."""
+    art = with_config(load_artifact(tiny_hopper_runs / "student"), f"teacher.edm.init_noise_scale={init_noise_scale}")
+    edm, norms, seed = art.denoiser.edm, art.normalizers, 7
+    assert edm.init_noise_scale == init_noise_scale
+    planner = Planner(art, "one_step", seed=seed)
+    obs = random_observations(art, 5, np.random.default_rng(0))["observations"]
+    assert obs.dtype == np.float32 and obs.shape == (5, planner.n_obs_steps, art.obs_dim)
+
+    cond = torch.from_numpy(norms["observations"].normalize(obs).reshape(len(obs), -1))
+    g = torch.Generator().manual_seed(seed)
+    sigma_max, sigma_min = torch.tensor(edm.sigma_max), torch.tensor(edm.sigma_min)
+    for _ in range(2):  # the planner's noise stream goes on from call to call
+        x_T = torch.randn(len(obs), planner.horizon, planner.x_dim, generator=g)
+        with torch.no_grad():
+            x = ctm_jump(art.net, edm.init_noise_scale * x_T, sigma_max, sigma_min, cond, edm).clamp(-1, 1)
+        plan = norms["actions"].unnormalize(x.numpy())
+        assert np.array_equal(planner.act_batch(obs), plan[:, planner.n_obs_steps - 1])
+    again = Planner(art, "one_step", seed=seed)
+    again.act_batch(obs)
+    assert np.array_equal(again.plan(obs), plan)
+
+
+def test_the_hot_path_leaves_no_inference_tensors_behind(tiny_hopper_runs, hopper_data):
+    """plan() runs under inference_mode; the public tensor API and the denoiser's cached constants stay usable
+    with autograd (e.g. by a student still in training)."""
+    planner = load_planner(tiny_hopper_runs / "student")
+    obs = hopper_data.dataset.observations[:2]
+    planner.plan(obs)  # the first call caches the one-step constants
+    cond = planner.condition(obs)
+    assert not cond.is_inference() and not planner.sample(cond).is_inference()
+    x = torch.randn(2, planner.horizon, planner.x_dim, requires_grad=True)
+    planner.denoiser.one_step(x, cond).sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
 
 
 def test_maze_plans_are_states_in_maze_coordinates(tiny_maze_runs):

@@ -89,19 +89,29 @@ class CTMDenoiser(EDMDenoiser):
         t = σ_max and s = σ_min are the same for every row, so s/t, c_skip, c_out, c_in and both c_noise are
         computed once per device (same float32 arithmetic, same operation order as `jump`), not per call.
         """
-        key = (x_T.device, x_T.dtype)
-        if key not in self._one_step:
+        constants = self._one_step.get((x_T.device, x_T.dtype))
+        if constants is None:
+            constants = self._one_step_constants(x_T)
+        c_skip, c_out, c_in, ratio, rest, c_noise_t, c_noise_s = constants
+        n = x_T.shape[0]
+        if n != 1:  # c_noise are (1,): per row only by broadcasting
+            c_noise_t, c_noise_s = c_noise_t.expand(n), c_noise_s.expand(n)
+        g = c_skip * x_T + c_out * self.net(c_in * x_T, c_noise_t, c_noise_s, cond=cond)
+        return ratio * x_T + rest * g  # (s/t)·x + (1 − s/t)·g  (§4.2)
+
+    def _one_step_constants(self, x_T: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        # ordinary tensors even when first called under inference_mode: a later call with autograd may use them
+        with torch.inference_mode(False):
             t = torch.full((1,), self.edm.sigma_max, dtype=x_T.dtype, device=x_T.device)
             s = torch.full((1,), self.edm.sigma_min, dtype=x_T.dtype, device=x_T.device)
             c_skip, c_out, c_in, c_noise_t = preconditioning(t, self.edm)
             c_noise_s = self.edm.c_noise_scale * torch.log(s + 1e-44)
             ratio = s / t
-            self._one_step[key] = tuple(v.reshape(1, *([1] * (x_T.dim() - 1))) for v in
-                                        (c_skip, c_out, c_in, ratio, 1 - ratio)) + (c_noise_t, c_noise_s)
-        c_skip, c_out, c_in, ratio, rest, c_noise_t, c_noise_s = self._one_step[key]
-        n = x_T.shape[0]
-        g = c_skip * x_T + c_out * self.net(c_in * x_T, c_noise_t.expand(n), c_noise_s.expand(n), cond=cond)
-        return ratio * x_T + rest * g  # (s/t)·x + (1 − s/t)·g  (§4.2)
+            shape = (1, *([1] * (x_T.dim() - 1)))
+            constants = tuple(v.reshape(shape) for v in (c_skip, c_out, c_in, ratio, 1 - ratio)) + (c_noise_t,
+                                                                                                      c_noise_s)
+        self._one_step[(x_T.device, x_T.dtype)] = constants
+        return constants
 
     def _apply(self, fn, recurse=True):  # a device/dtype move drops the cached constants
         self._one_step = {}

@@ -62,12 +62,12 @@ class PlanCore(nn.Module):
                 observations = observations[:, None]
             if observations.shape[1] != self.n_obs_steps:
                 raise ValueError(f"expected {self.n_obs_steps} observations per row, got {observations.shape[1]}")
-            return condition_vector(self.obs_norm, observations)
+            return condition_vector(self.obs_norm.forward, observations)
         if goal is None:
             raise ValueError("this planner is goal-conditioned (data.cond='first_last'): pass goal=(x, y)")
         last = observations[:, -1] if observations.dim() == 3 else observations
         goal_state = torch.cat([goal, torch.zeros_like(last[:, goal.shape[1]:])], dim=-1)
-        return condition_vector(self.obs_norm, torch.stack([last, goal_state], dim=1))
+        return condition_vector(self.obs_norm.forward, torch.stack([last, goal_state], dim=1))
 
     def unnormalize(self, x: torch.Tensor) -> torch.Tensor:
         return self.x_norm.inverse(x)

@@ -7,7 +7,9 @@ returns environment units.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +92,11 @@ def ode_grid(denoiser, n_levels: int) -> torch.Tensor:
 
 
 class Planner:
-    """A trained teacher or student behind `plan(obs, goal)` (open loop) and `act(obs)` (closed loop)."""
+    """A trained teacher or student behind `plan(obs, goal)` (open loop) and `act(obs)` (closed loop).
+
+    `plan`/`act_batch` run under `torch.inference_mode` with the sampler resolved once at construction; `sample`
+    and `condition` (public, tensors in and out) run under `no_grad` and return ordinary tensors.
+    """
 
     def __init__(self, art: Artifact, sampler: str = "auto", device: str = "cpu", seed: int = 0,
                  n_action_steps: int | None = None, inverse_dynamics: Artifact | None = None):
@@ -108,6 +114,8 @@ class Planner:
         self.obs_dim, self.act_dim = art.obs_dim, art.act_dim
         self.n_action_steps = n_action_steps or self.cfg.eval.n_action_steps
         self.inverse_dynamics = None if inverse_dynamics is None else inverse_dynamics.net.to(self.device).eval()
+        self._draw = self._resolve_sampler()
+        self._on_cpu = self.device.type == "cpu"
 
     @property
     def nfe(self) -> int:
@@ -116,46 +124,76 @@ class Planner:
     def describe(self) -> str:
         return f"{self.art.stage} {self.sampler.name} (NFE {self.nfe}) from {self.art.path} ({self.art.weights})"
 
+    # ------------------------------------------------------------------------------------------- samplers
+
+    def _resolve_sampler(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The sampler as one function c → x̂ (B, H, Dx), its constants (noise scale, σ grid) computed once."""
+        s, den = self.sampler, self.denoiser
+        if s.name == "one_step":
+            scale = float(den.edm.init_noise_scale)
+            return partial(self._one_step, None if scale == 1.0 else scale)
+        if s.name == "multistep":
+            return partial(self._multistep, chain_sigmas(s.steps, den.edm))
+        if s.name == "ddim":
+            return self._ddim
+        grid = ode_grid(den, s.steps).to(self.device)
+        scale = den.edm.init_noise_scale if den.kind in ("edm", "ctm") else float(grid[0])
+        solver = sample_heun if s.name == "heun" else sample_euler
+        return partial(self._ode, solver, grid, scale)
+
+    def _noise(self, cond: torch.Tensor) -> torch.Tensor:
+        return torch.randn((cond.shape[0], self.horizon, self.x_dim), generator=self.generator, device=self.device)
+
+    def _one_step(self, scale: float | None, cond: torch.Tensor) -> torch.Tensor:
+        # x̂ = clamp(G_θ(s·x_T, σ_max, σ_min)), x_T ~ N(0, I), s = init_noise_scale  (§5); 1.0·x_T is x_T exactly
+        x_T = self._noise(cond)
+        return self.denoiser.one_step(x_T if scale is None else scale * x_T, cond).clamp_(-1, 1)
+
+    def _multistep(self, sigmas: list[float], cond: torch.Tensor) -> torch.Tensor:
+        den = self.denoiser
+
+        def jump(x, t, k):
+            return den.jump(x, t, k, cond)
+
+        shape = (cond.shape[0], self.horizon, self.x_dim)
+        return multistep_sample(jump, shape, sigmas, den.edm, self.generator, self.device)
+
+    def _ddim(self, cond: torch.Tensor) -> torch.Tensor:
+        den = self.denoiser
+        return sample_ddim(den.net, self._noise(cond), cond, den.ddpm, self.sampler.steps).clamp(-1, 1)
+
+    def _ode(self, solver: Callable, grid: torch.Tensor, scale: float, cond: torch.Tensor) -> torch.Tensor:
+        # D clamped to [−1, 1] inside (§3.6)
+        return solver(self.denoiser, scale * self._noise(cond), grid, extra_args={"cond": cond, "clamp": True})
+
+    # ------------------------------------------------------------------------------------------- the calls
+
     def _tensor(self, a: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor(np.asarray(a, dtype=np.float32), device=self.device)
+        return torch.as_tensor(a if a.dtype == np.float32 else a.astype(np.float32), device=self.device)
+
+    def _condition(self, obs: np.ndarray, goal: np.ndarray | None) -> torch.Tensor:
+        goal_t = None if goal is None else self._tensor(np.asarray(goal)).reshape(obs.shape[0], -1)
+        return self.core.condition(self._tensor(obs), goal_t)
 
     def condition(self, obs_history: np.ndarray, goal: np.ndarray | None = None) -> torch.Tensor:
         """The conditioning vector c (docs/algorithm.md §1.6) of observations in environment units."""
-        obs = self._tensor(obs_history)
-        if obs.dim() == 2 and self.cond_kind == "history":
-            obs = obs[:, None]
-        goal_t = None if goal is None else self._tensor(goal).reshape(obs.shape[0], -1)
-        return self.core.condition(obs, goal_t)
+        with torch.no_grad():
+            return self._condition(np.asarray(obs_history), goal)
 
     @torch.no_grad()
     def sample(self, cond: torch.Tensor) -> torch.Tensor:
         """Normalized plans x̂ (B, H, Dx) for conditions (B, Dc), with this planner's sampler."""
-        shape = (cond.shape[0], self.horizon, self.x_dim)
-        s, den, g = self.sampler, self.denoiser, self.generator
-        if s.name == "ddim":
-            x = torch.randn(shape, generator=g, device=self.device)
-            return sample_ddim(den.net, x, cond, den.ddpm, s.steps).clamp(-1, 1)
-        if s.name == "one_step":  # x̂ = G_θ(x_T, σ_max, σ_min), x_T ~ N(0, init_noise_scale²·I)  (§5)
-            x_T = torch.randn(shape, generator=g, device=self.device)
-            return den.one_step(den.edm.init_noise_scale * x_T, cond).clamp(-1, 1)
-        if s.name == "multistep":
-            def jump(x, t, k):
-                return den.jump(x, t, k, cond)
-
-            return multistep_sample(jump, shape, chain_sigmas(s.steps, den.edm), den.edm, g, self.device)
-        grid = ode_grid(den, s.steps).to(self.device)
-        scale = den.edm.init_noise_scale if den.kind in ("edm", "ctm") else float(grid[0])
-        x = scale * torch.randn(shape, generator=g, device=self.device)
-        solver = sample_heun if s.name == "heun" else sample_euler  # D clamped to [−1, 1] inside (§3.6)
-        return solver(den, x, grid, extra_args={"cond": cond, "clamp": True})
+        return self._draw(cond)
 
     def plan(self, obs: np.ndarray, goal: np.ndarray | None = None) -> np.ndarray:
         """Unnormalized plans (B, H, Dx) — action sequences (MuJoCo) or state sequences (Maze2d)."""
-        single = np.asarray(obs).ndim == 1
-        obs = np.asarray(obs)[None] if single else np.asarray(obs)
-        x = self.sample(self.condition(obs, None if goal is None else np.asarray(goal).reshape(len(obs), -1)))
-        with torch.no_grad():
-            out = self.core.unnormalize(x).cpu().numpy()
+        obs = np.asarray(obs)
+        single = obs.ndim == 1
+        if single:
+            obs = obs[None]
+        with torch.inference_mode():
+            x = self.core.unnormalize(self._draw(self._condition(obs, goal)))
+            out = (x if self._on_cpu else x.cpu()).numpy()
         return out[0] if single else out
 
     def act_batch(self, obs: np.ndarray) -> np.ndarray:
