@@ -1,4 +1,4 @@
-"""Planning latency of the paper-size and cpu-size networks, side by side in one process (issue 5).
+"""Planning latency of the paper-size and cpu-size networks, side by side in one process (docs/algorithm.md §7).
 
 Untrained networks with random normalizers (latency does not depend on the weights), built from the presets
 `preset(TASK, "paper")` (the published U-Net [512, 1024, 2048]) and `preset(TASK, "cpu")` ([16, 32, 64]).
@@ -6,6 +6,11 @@ For each size and batch size: the bare student and teacher forwards, the student
 teacher's Heun solver (158 evaluations on 80 levels). A Heun case whose `--min-repeats` calls would take longer
 than the size's `max case` seconds is not run but extrapolated as 158 × the measured teacher forward and marked
 ≈ in the table (e.g. the paper-size teacher at batch 100 on a CPU: ~20 minutes per call).
+
+Timing (`ractd.bench.timing`): `torch.utils.benchmark.Timer` blocks of about `--block-s` seconds each, warm-up
+calls before every block, the cases of one size and batch interleaved round-robin; medians over the blocks.
+With one CPU thread the clock is the process's CPU time (`--clock auto`), which leaves out the time spent
+waiting for a core on a loaded machine; the 1-minute load average at the start and the end is in the title.
 
 Prints the table and, per size and batch, the two ratios against their goals: student (NFE 1)/teacher ≥ 150×,
 one-step planner/bare forward ≤ 1.10×; writes everything to JSON.
@@ -31,7 +36,7 @@ from ractd.bench import (
 from ractd.io import write_json
 from ractd.presets import preset
 
-# per size: (repeats, seconds of timed calls per case, longest case to run rather than extrapolate)
+# per size: (most timed blocks per case, seconds of timed calls per case, longest case to run rather than extrapolate)
 PER_SIZE = {"cpu": (100, 10.0, 120.0), "paper": (20, 30.0, 600.0)}
 
 
@@ -46,7 +51,9 @@ def main() -> None:
     ap.add_argument("--clock", default="auto", choices=["auto", "wall", "cpu"],
                     help="clock of the ratios: auto = CPU time with one CPU thread, else wall clock")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--min-repeats", type=int, default=3)
+    ap.add_argument("--min-repeats", type=int, default=3, help="fewest timed blocks of a case that is run")
+    ap.add_argument("--block-s", type=float, default=0.05, help="seconds per timed block (calls per block ≥ 1)")
+    ap.add_argument("--budget-s", type=float, default=None, help="override every size's seconds of calls per case")
     ap.add_argument("--max-case-s", type=float, default=None,
                     help="override every size's longest case to measure (seconds for --min-repeats calls)")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/latency.json"))
@@ -56,7 +63,8 @@ def main() -> None:
     for size in args.sizes:
         repeats, budget, max_case = PER_SIZE[size]
         settings = BenchSettings(tuple(args.batch_sizes), tuple(args.student_nfe), heun_levels=args.heun_levels,
-                                 repeats=repeats, min_repeats=args.min_repeats, budget_s=budget,
+                                 repeats=repeats, min_repeats=args.min_repeats, block_s=args.block_s,
+                                 budget_s=args.budget_s or budget,
                                  max_case_s=args.max_case_s or max_case, device=args.device, threads=args.threads,
                                  clock=args.clock)
         models = {size: untrained_artifacts(preset(args.task, size))}

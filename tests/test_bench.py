@@ -1,16 +1,22 @@
-"""Latency benchmark: every sampler timed on tiny trained runs, NFE bookkeeping, hand-computed statistics and ratios,
-extrapolation of too-slow cases, errors, JSON."""
+"""Latency benchmark: every sampler timed on tiny trained runs, NFE bookkeeping, Timer blocks interleaved round-robin,
+the two clocks, hand-computed statistics and ratios, extrapolation of too-slow cases, errors, JSON, the table and
+the CLI. Timing goals are checked by benchmarks/latency.py, never here."""
 
 from __future__ import annotations
 
+import ast
+import functools
 import json
-import math
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from rich.console import Console
+from typer.testing import CliRunner
 
+import ractd.bench
 from ractd.artifact import ArtifactError
 from ractd.bench import (
     FORWARD,
@@ -21,16 +27,22 @@ from ractd.bench import (
     benchmark_networks,
     build_cases,
     case_rows,
+    latency_table,
+    plan_group,
     resolve_clock,
     run_artifacts,
     run_cases,
     summarize,
+    summary_lines,
 )
+from ractd.bench import run as run_module
+from ractd.bench.timing import make_timer, rounds
+from ractd.cli import app
 from ractd.config import RunConfig, apply_overrides, from_dict
 from ractd.io import read_json
 from ractd.stages import train_stage
 
-FAST = dict(repeats=3, warmup=1, progress=False)
+FAST = dict(repeats=3, block_s=0.002, progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -56,23 +68,29 @@ def test_every_sampler_timed_on_tiny_runs(hopper_root_with_ddim: Path, tmp_path:
     for batch in (1, 3):
         rows = {(r["sampler"], r["network"]): r for r in result["rows"] if r["batch"] == batch}
         assert {k: r["nfe"] for k, r in rows.items()} == expected_nfe
-        for r in rows.values():
-            assert r["measured"] and r["repeats"] == 3
-            for clock in ("wall", "cpu"):
-                assert math.isfinite(r[clock]["median_ms"]) and r[clock]["median_ms"] > 0
-                assert r[clock]["min_ms"] <= r[clock]["q25_ms"] <= r[clock]["median_ms"] <= r[clock]["q75_ms"]
+        for (sampler, network), r in rows.items():
+            assert r["measured"] and r["blocks"] == 3 and r["calls_per_block"] >= 1 and r["clock"] == "cpu"
+            assert r["min_ms"] <= r["q25_ms"] <= r["median_ms"] == r["ms_per_call"] <= r["q75_ms"]
+            assert r["iqr_ms"] == pytest.approx(r["q75_ms"] - r["q25_ms"])
             assert r["ms_per_action"] == pytest.approx(r["ms_per_call"] / batch)
-            if r["sampler"] == FORWARD:
+            if sampler == FORWARD:
                 assert r["speedup_vs_teacher"] is None and r["overhead_vs_forward"] is None
-            else:
-                assert r["speedup_vs_teacher"] > 0 and r["overhead_vs_forward"] > 0
+            else:  # ratios of the medians
+                forward = rows[FORWARD, network]["ms_per_call"]
+                assert r["overhead_vs_forward"] == pytest.approx(r["ms_per_call"] / (r["nfe"] * forward))
+                teacher = rows["heun:4", "teacher"]["ms_per_call"]
+                assert r["speedup_vs_teacher"] == pytest.approx(teacher / r["ms_per_call"])
         assert rows["heun:4", "teacher"]["speedup_vs_teacher"] == pytest.approx(1.0)
+    assert result["format"] == "ractd.bench/2"
     assert result["settings"]["clock"] == "cpu"  # one CPU thread → CPU time
+    assert result["environment"]["threads"] == 1 and "load_average_1min_end" in result["environment"]
     assert result["parameters"]["hopper-random"]["student"] > result["parameters"]["hopper-random"]["teacher"]
     assert json.loads(out.read_text()) == json.loads(json.dumps(result, default=str))
     assert not [p for p in out.parent.iterdir() if p.name != "bench.json"]  # atomic: no temp file left
     summary = {s["batch"]: s for s in result["summary"]}
     assert summary[1]["teacher_nfe"] == 6 and summary[1]["teacher_measured"]
+    one = next(r for r in result["rows"] if r["batch"] == 1 and r["sampler"] == "one_step")
+    assert summary[1]["planner_over_forward"] == one["overhead_vs_forward"]
 
 
 def test_default_heun_is_158_evaluations_and_cases_are_complete(tiny_maze_runs: Path):
@@ -87,37 +105,51 @@ def test_default_heun_is_158_evaluations_and_cases_are_complete(tiny_maze_runs: 
         assert np.asarray(c.call()).shape == (2, 16, 4)
 
 
-def _case(sampler: str, network: str, nfe: int, wall_ms: list[float], cpu_ms: list[float] | None = None) -> Case:
+def _case(sampler: str, network: str, nfe: int, ms: list[float]) -> Case:
     c = Case("m", sampler, network, nfe, 4, call=lambda: None)
-    c.times = [t / 1e3 for t in wall_ms]
-    c.cpu_times = [t / 1e3 for t in (cpu_ms or wall_ms)]
+    c.times = [t / 1e3 for t in ms]
     return c
 
 
 def test_statistics_and_ratios_by_hand():
-    fwd_s = _case(FORWARD, "student", 1, [10, 20, 30, 40, 50], cpu_ms=[10, 10, 10, 10, 10])
-    one = _case("one_step", "student", 1, [33, 33, 33], cpu_ms=[11, 12, 13])
-    fwd_t = _case(FORWARD, "teacher", 1, [8, 8, 8], cpu_ms=[9, 9, 9])
+    fwd_s = _case(FORWARD, "student", 1, [10, 20, 30, 40, 50])
+    one = _case("one_step", "student", 1, [33, 36, 39])
+    fwd_t = _case(FORWARD, "teacher", 1, [8, 9, 10])
     heun = _case("heun:80", "teacher", 158, [])
     heun.extrapolated = True  # → 158 × the teacher forward's median
     rows = {r["sampler"] + r["network"]: r for r in case_rows([[fwd_s, one, fwd_t, heun]], clock="cpu")}
     f = rows["forwardstudent"]
-    assert (f["wall"]["q25_ms"], f["wall"]["median_ms"], f["wall"]["q75_ms"], f["wall"]["min_ms"]) == \
-        pytest.approx((20, 30, 40, 10))
+    assert (f["q25_ms"], f["median_ms"], f["q75_ms"], f["min_ms"]) == pytest.approx((20, 30, 40, 10))
     h = rows["heun:80teacher"]
-    assert not h["measured"] and h["repeats"] == 0 and h["iqr_ms"] is None and h["overhead_vs_forward"] is None
-    assert h["wall"]["median_ms"] == pytest.approx(158 * 8) and h["ms_per_call"] == pytest.approx(158 * 9)
+    assert not h["measured"] and h["blocks"] == 0 and h["iqr_ms"] is None and h["overhead_vs_forward"] is None
+    assert h["ms_per_call"] == pytest.approx(158 * 9)
     o = rows["one_stepstudent"]
-    assert o["clock"] == "cpu" and o["ms_per_call"] == pytest.approx(12) and o["ms_per_action"] == pytest.approx(3)
-    assert o["iqr_ms"] == pytest.approx(1.0)  # quartiles of 11, 12, 13: 11.5 and 12.5
-    assert o["overhead_vs_forward"] == pytest.approx(12 / 10) and o["wall"]["overhead_vs_forward"] == \
-        pytest.approx(33 / 30)
-    assert o["speedup_vs_teacher"] == pytest.approx(158 * 9 / 12)
-    assert o["wall"]["speedup_vs_teacher"] == pytest.approx(158 * 8 / 33)
+    assert o["clock"] == "cpu" and o["ms_per_call"] == pytest.approx(36) and o["ms_per_action"] == pytest.approx(9)
+    assert o["iqr_ms"] == pytest.approx(3.0)  # quartiles of 33, 36, 39: 34.5 and 37.5
+    assert o["overhead_vs_forward"] == pytest.approx(36 / 30)
+    assert o["speedup_vs_teacher"] == pytest.approx(158 * 9 / 36)
     (s,) = summarize(list(rows.values()))
-    assert s["student_over_teacher"] == pytest.approx(118.5) and not s["speedup_goal_met"]
+    assert s["student_over_teacher"] == pytest.approx(39.5) and not s["speedup_goal_met"]
     assert not s["teacher_measured"] and s["planner_over_forward"] == pytest.approx(1.2) and not s["overhead_goal_met"]
-    assert s["wall_planner_over_forward"] == pytest.approx(1.1)
+
+    result = {"environment": {"device": "cpu", "threads": 1, "torch": "x", "load_average_1min": 2.5},
+              "settings": {"clock": "cpu"}, "rows": list(rows.values()), "summary": [s]}
+    console = Console(record=True, width=200)
+    console.print(latency_table(result))
+    text = console.export_text()
+    assert "≈1422" in text and "CPU time" in text and "load 2.5" in text  # the extrapolated Heun is marked
+    (line,) = summary_lines(result)
+    assert "teacher extrapolated" in line and "1.200×" in line and "NOT met" in line
+
+
+def test_plan_group_sizes_blocks_and_extrapolates_from_the_forward():
+    fwd = Case("m", FORWARD, "teacher", 1, 1, call=lambda: None, estimate_s=0.01)
+    one = Case("m", "heun:3", "teacher", 4, 1, call=lambda: None)
+    slow = Case("m", "heun:80", "teacher", 158, 1, call=lambda: None)
+    plan_group([fwd, one, slow], block_s=0.05, repeats=50, min_repeats=3, budget_s=1.0, max_case_s=4.0)
+    assert (fwd.number, fwd.target) == (5, 20)  # 0.05 s blocks of 10 ms calls; 1 s of them
+    assert one.estimate_s == pytest.approx(0.04) and (one.number, one.target, one.extrapolated) == (1, 25, False)
+    assert slow.extrapolated and slow.target == 0  # 3 calls × 1.58 s > 4 s
 
 
 def test_too_slow_case_is_extrapolated_and_never_run():
@@ -128,11 +160,39 @@ def test_too_slow_case_is_extrapolated_and_never_run():
         raise AssertionError("an extrapolated case must not be run")
 
     slow = Case("m", "heun:80", "teacher", 10**9, 1, call=never)
-    run_cases([[fwd, slow]], device=__import__("torch").device("cpu"), repeats=7, warmup=2, min_repeats=3,
-              budget_s=10.0, max_case_s=60.0, progress=False)
+    run_cases([[fwd, slow]], clock="wall", threads=1, repeats=7, min_repeats=3, block_s=1e-4, budget_s=10.0,
+              max_case_s=60.0, progress=False)
     assert slow.extrapolated and slow.times == [] and slow.target == 0
     assert len(fwd.times) == fwd.target == 7  # cheap: capped by `repeats`
-    assert len(calls) == 2 + 2 + 7  # first call + warm-up + estimate, then 7 timed
+    timed = len(calls)
+    assert timed >= 7 * (fwd.number + 2)  # every block: Timer's ≥ 2 warm-up calls, then `number` timed ones
+
+
+def test_blocks_go_round_robin_with_warm_up_before_each():
+    log: list[str] = []
+    cases = [Case("m", s, "student", 1, 1, call=functools.partial(log.append, s), number=3, target=2)
+             for s in ("a", "b")]
+    rounds(cases, {id(c): make_timer(c.call, "wall", 1) for c in cases}, advance=lambda seconds: None)
+    assert log == ["a"] * 5 + ["b"] * 5 + ["a"] * 5 + ["b"] * 5  # per block: 2 warm-up + 3 timed calls
+    assert all(len(c.times) == 2 for c in cases)
+
+
+def test_the_cpu_clock_leaves_out_waiting():
+    def nap() -> None:
+        time.sleep(0.02)
+
+    assert make_timer(nap, "wall", 1).timeit(1).median >= 0.02
+    assert make_timer(nap, "cpu", 1).timeit(1).median < 0.01  # sleeping costs no CPU time
+    assert resolve_clock("auto", "cpu", 1) == "cpu" and resolve_clock("auto", "cpu", 2) == "wall"
+    assert resolve_clock("auto", "cuda", 1) == "wall"
+    with pytest.raises(ValueError, match="does not see the work"):
+        resolve_clock("cpu", "cuda", 1)
+
+
+def test_timing_restores_the_thread_count():
+    before = torch.get_num_threads()
+    make_timer(lambda: None, "wall", 1).timeit(2)
+    assert torch.get_num_threads() == before
 
 
 def test_benchmark_networks_from_configs(tmp_path: Path):
@@ -147,14 +207,35 @@ def test_benchmark_networks_from_configs(tmp_path: Path):
     assert read_json(tmp_path / "nets.json")["summary"][0]["model"] == "tiny"
 
 
-def test_bench_command_renders_and_writes_default_json(hopper_root_with_ddim: Path):
-    renderable = bench_command(hopper_root_with_ddim, batch_sizes=(1,), heun_levels=3, repeats=2, progress=False)
+def test_bench_command_prints_and_writes_default_json(hopper_root_with_ddim: Path):
     console = Console(record=True, width=200)
-    console.print(renderable)
+    result = bench_command(hopper_root_with_ddim, batch_sizes=(1,), heun_levels=3, repeats=2, progress=False,
+                           console=console)
     text = console.export_text()
-    for word in ("one_step", "multistep:4", "heun:3", "ddim:10", "student/teacher", "goal"):
+    for word in ("one_step", "multistep:4", "heun:3", "ddim:10", "student/teacher", "goal", "bench.json"):
         assert word in text
-    assert (hopper_root_with_ddim / "bench.json").exists()
+    assert read_json(hopper_root_with_ddim / "bench.json")["rows"] == json.loads(json.dumps(result["rows"]))
+
+
+def test_the_cli_prints_the_table(hopper_root_with_ddim: Path, tmp_path: Path, monkeypatch):
+    fast = functools.partial(BenchSettings, block_s=0.001, budget_s=0.01, min_repeats=1)
+    monkeypatch.setattr(run_module, "BenchSettings", fast)  # the CLI has no knob for these
+    out = tmp_path / "cli.json"
+    result = CliRunner().invoke(app, ["bench", str(hopper_root_with_ddim), "--batch", "1", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    for word in ("Planning latency", "one_step", "heun:80", "158", "student/teacher", "goal"):
+        assert word in result.output
+    assert read_json(out)["settings"]["budget_s"] == 0.01
+
+
+def test_the_benchmark_imports_nothing_from_training():
+    for path in Path(ractd.bench.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                module = "." * node.level + (node.module or "")
+                assert not module.startswith(("..train", "ractd.train")), f"{path.name} imports {module}"
+            elif isinstance(node, ast.Import):
+                assert not any(a.name.startswith("ractd.train") for a in node.names), path.name
 
 
 def test_errors(tiny_hopper_runs: Path, tmp_path: Path):
@@ -166,4 +247,5 @@ def test_errors(tiny_hopper_runs: Path, tmp_path: Path):
         BenchSettings(batch_sizes=(0,))
     with pytest.raises(ValueError, match="clock"):
         BenchSettings(clock="gpu")
-    assert resolve_clock("auto", "cpu", 1) == "cpu" and resolve_clock("auto", "cpu", 2) == "wall"
+    with pytest.raises(ValueError, match="block_s"):
+        BenchSettings(block_s=0)
