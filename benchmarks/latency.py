@@ -7,8 +7,9 @@ teacher's Heun solver (158 evaluations on 80 levels). A Heun case whose `--min-r
 than the size's `max case` seconds is not run but extrapolated as 158 × the measured teacher forward and marked
 ≈ in the table (e.g. the paper-size teacher at batch 100 on a CPU: ~20 minutes per call).
 
-Timing (`ractd.bench.timing`): `torch.utils.benchmark.Timer` blocks of about `--block-s` seconds each, warm-up
-calls before every block, the cases of one size and batch interleaved round-robin; medians over the blocks.
+Timing (`ractd.bench.timing`): `torch.utils.benchmark.Timer` blocks, warm-up calls before every block, the cases
+of one size and batch interleaved round-robin, one block each per round, every block as long as the slowest call
+(at least `--block-s`); medians over the blocks.
 With one CPU thread the clock is the process's CPU time (`--clock auto`), which leaves out the time spent
 waiting for a core on a loaded machine; the 1-minute load average at the start and the end is in the title.
 
@@ -36,7 +37,7 @@ from ractd.bench import (
 from ractd.io import write_json
 from ractd.presets import preset
 
-# per size: (most timed blocks per case, seconds of timed calls per case, longest case to run rather than extrapolate)
+# per size: (most rounds, seconds of timed calls per case, longest case to run rather than extrapolate)
 PER_SIZE = {"cpu": (100, 10.0, 120.0), "paper": (20, 30.0, 600.0)}
 
 
@@ -52,7 +53,7 @@ def main() -> None:
                     help="clock of the ratios: auto = CPU time with one CPU thread, else wall clock")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--min-repeats", type=int, default=3, help="fewest timed blocks of a case that is run")
-    ap.add_argument("--block-s", type=float, default=0.05, help="seconds per timed block (calls per block ≥ 1)")
+    ap.add_argument("--block-s", type=float, default=0.05, help="shortest timed block, in seconds")
     ap.add_argument("--budget-s", type=float, default=None, help="override every size's seconds of calls per case")
     ap.add_argument("--max-case-s", type=float, default=None,
                     help="override every size's longest case to measure (seconds for --min-repeats calls)")

@@ -142,14 +142,18 @@ def test_statistics_and_ratios_by_hand():
     assert "teacher extrapolated" in line and "1.200×" in line and "NOT met" in line
 
 
-def test_plan_group_sizes_blocks_and_extrapolates_from_the_forward():
+def test_plan_group_gives_every_case_blocks_as_long_as_the_slowest_call():
     fwd = Case("m", FORWARD, "teacher", 1, 1, call=lambda: None, estimate_s=0.01)
-    one = Case("m", "heun:3", "teacher", 4, 1, call=lambda: None)
+    heun = Case("m", "heun:3", "teacher", 4, 1, call=lambda: None)
     slow = Case("m", "heun:80", "teacher", 158, 1, call=lambda: None)
-    plan_group([fwd, one, slow], block_s=0.05, repeats=50, min_repeats=3, budget_s=1.0, max_case_s=4.0)
-    assert (fwd.number, fwd.target) == (5, 20)  # 0.05 s blocks of 10 ms calls; 1 s of them
-    assert one.estimate_s == pytest.approx(0.04) and (one.number, one.target, one.extrapolated) == (1, 25, False)
+    plan_group([fwd, heun, slow], block_s=0.02, repeats=50, min_repeats=3, budget_s=1.0, max_case_s=4.0)
     assert slow.extrapolated and slow.target == 0  # 3 calls × 1.58 s > 4 s
+    assert heun.estimate_s == pytest.approx(0.04) and not heun.extrapolated
+    assert (fwd.number, heun.number) == (4, 1)  # blocks of 0.04 s, the slowest call that is run
+    assert fwd.target == heun.target == 25  # 1 s of 0.04 s blocks, the same rounds for both
+    quick = [Case("m", FORWARD, "student", 1, 1, call=lambda: None, estimate_s=0.001)]
+    plan_group(quick, block_s=0.02, repeats=50, min_repeats=3, budget_s=1.0, max_case_s=4.0)
+    assert (quick[0].number, quick[0].target) == (20, 50)  # at least block_s per block; at most `repeats`
 
 
 def test_too_slow_case_is_extrapolated_and_never_run():

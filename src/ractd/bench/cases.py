@@ -110,9 +110,12 @@ def plan_group(group: Sequence[Case], block_s: float, repeats: int, min_repeats:
     Each forward has its `estimate_s` (seconds per call) already; a planner call is estimated as NFE × its
     network's forward. A planner case whose `min_repeats` calls would take longer than `max_case_s` is not run:
     its time is extrapolated as NFE × the measured forward, which leaves out the solver's own arithmetic and so
-    under-states the teacher's time and the student's speedup over it. Otherwise a block holds
-    `number = block_s / estimate` calls (at least 1) and the case gets `budget_s` seconds of blocks, at least
-    `min_repeats` and at most `repeats` of them.
+    under-states the teacher's time and the student's speedup over it.
+
+    The cases that run get blocks of the same length, that of the slowest call (at least `block_s`), and the
+    same number of them: `budget_s` seconds' worth, at least `min_repeats`, at most `repeats`. With one block of
+    every case per round (`timing.rounds`), each case is then sampled evenly over the same stretch of time, so
+    a machine that is slower for a while slows every case of the group alike.
     """
     least = min(min_repeats, repeats)
     forward = {c.network: c.estimate_s for c in group if c.is_forward}
@@ -120,9 +123,11 @@ def plan_group(group: Sequence[Case], block_s: float, repeats: int, min_repeats:
         if not c.is_forward:
             c.estimate_s = c.nfe * forward[c.network]
             c.extrapolated = c.estimate_s * least > max_case_s
-        c.number = max(1, int(block_s / c.estimate_s))
-        block = c.number * c.estimate_s
-        c.target = 0 if c.extrapolated else int(np.clip(budget_s / block, least, repeats))
+    block = max([block_s] + [c.estimate_s for c in group if not c.extrapolated])
+    blocks = int(np.clip(budget_s / block, least, repeats))
+    for c in group:
+        c.number = max(1, round(block / c.estimate_s))
+        c.target = 0 if c.extrapolated else blocks
 
 
 # ------------------------------------------------------------------------------------------------ the models

@@ -26,9 +26,9 @@ class BenchSettings:
     student_nfe: tuple[int, ...] = (1, 2, 3, 4)
     heun_levels: int | None = None  # None: the teacher's own (80 → 158 NFE)
     ddim_steps: int = 10
-    repeats: int = 100  # at most this many timed blocks per case
+    repeats: int = 100  # at most this many rounds (timed blocks per case)
     min_repeats: int = 3  # at least this many (unless extrapolated)
-    block_s: float = 0.05  # seconds per timed block: calls per block = block_s / estimated call (≥ 1)
+    block_s: float = 0.05  # shortest timed block; a group's blocks last as long as its slowest call
     budget_s: float = 10.0  # seconds of timed calls per case (within min_repeats..repeats blocks)
     max_case_s: float = 60.0  # extrapolate a planner case whose min_repeats calls would take longer
     device: str = "cpu"
@@ -83,9 +83,10 @@ def benchmark_latency(run_root: str | Path, batch_sizes: Sequence[int] = (1, 100
 
     Cases per batch size: bare forward of each network; student NFE in `student_nfe` (1 = one step, k = chaining);
     teacher Heun on `heun_levels` levels (default: the teacher's, 80 → 158 NFE); DDIM with `ddim_steps` if a
-    DDPM teacher exists in `run_root/ddim` (or teacher/). Each case: up to `repeats` timed blocks of about
-    `block_s` seconds, `budget_s` seconds of them (but at least `min_repeats`); a planner case that would need
-    more than `max_case_s` for `min_repeats` calls is extrapolated from the bare forward (row `measured: false`).
+    DDPM teacher exists in `run_root/ddim` (or teacher/). The cases of one batch size go round-robin, one timed
+    block each per round, every block as long as the slowest call (at least `block_s`), for `budget_s` seconds
+    per case (at least `min_repeats`, at most `repeats` rounds); a planner case that would need more than
+    `max_case_s` for `min_repeats` calls is extrapolated from the bare forward (row `measured: false`).
     `options` are the other `BenchSettings` fields (heun_levels, ddim_steps, min_repeats, block_s, budget_s,
     max_case_s, threads=1, clock='auto', seed). Returns the result dict; writes it as JSON atomically to `out`.
     """

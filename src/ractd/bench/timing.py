@@ -3,12 +3,13 @@
 - Each case has one `Timer`. It sets the torch thread count while measuring, synchronizes an accelerator before
   reading the clock (the default wall clock), and runs `max(number/100, 2)` untimed calls before every block
   (`Timer.timeit`), so each block starts warm even right after another case ran.
-- A block is `number` calls, `number` measured so that a block lasts about `block_s`; its time ÷ `number` is one
-  entry of the case's `times`. Statistics are taken over the blocks (median, quartiles).
+- A block is `number` calls, `number` measured from an estimate of the call so that every block of a model ×
+  batch size lasts about as long as its slowest call (`cases.plan_group`); its time ÷ `number` is one entry of the
+  case's `times`. Statistics are taken over the blocks (median, quartiles).
 - Timer's own `blocked_autorange` times one statement to the end before the next starts, so a load change on a
   shared machine would hit one case and not the others. Here the blocks go round-robin instead: one block of every
-  unfinished case of a model × batch size per round, so the planner and the bare forward whose ratio is the goal
-  are measured seconds apart, under the same load.
+  case of a model × batch size per round, the same number of rounds for each, so the planner, the bare forward and
+  the teacher whose ratios are the goals are sampled over the same stretch of time, under the same load.
 - Each bare forward is first estimated with `blocked_autorange` (Timer's warm-up and median); planner cases are
   planned from it (`cases.plan_group`), too-slow ones extrapolated and never run.
 
