@@ -96,3 +96,14 @@ def test_bad_inputs_fail_clearly(exported, tiny_hopper_runs: Path, tmp_path: Pat
         check_onnx(exported["hopper"][0], tmp_path / "missing.onnx")
     with pytest.raises(ValueError, match="do not match the planner"):
         check_onnx(exported["hopper"][0], exported["maze"][1])
+
+
+def test_the_export_command_prints_its_check(exported, tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from ractd.cli import app
+
+    run, _ = exported["hopper"]
+    result = CliRunner().invoke(app, ["export", str(run), "--onnx", str(tmp_path / "p.onnx")])
+    assert result.exit_code == 0, result.output
+    assert "p.onnx" in result.output and "onnxruntime matches PyTorch: max |Δ|" in result.output

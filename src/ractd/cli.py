@@ -163,7 +163,7 @@ def export(
     from . import export as export_mod
 
     try:
-        export_mod.export_command(run, onnx, check)
+        console.print(export_mod.export_command(run, onnx, check))
     except (ValueError, FileNotFoundError) as e:
         _fail(e)
 
