@@ -205,7 +205,7 @@ def test_an_impossible_step_count_is_refused_when_loading(tiny_hopper_runs, samp
 def test_chain_sigmas_are_evenly_spaced_karras_bins():
     cfg = EDMConfig()
 
-    def sigma(i: float) -> float:  # σ_i = (σ_max^{1/ρ} + i/(N−1)·(σ_min^{1/ρ} − σ_max^{1/ρ}))^ρ, spec §3.4
+    def sigma(i: float) -> float:  # σ_i = (σ_max^{1/ρ} + i/(N−1)·(σ_min^{1/ρ} − σ_max^{1/ρ}))^ρ, docs/algorithm.md §3.4
         return (80 ** (1 / 7) + i / 79 * (0.02 ** (1 / 7) - 80 ** (1 / 7))) ** 7
 
     assert chain_sigmas(1, cfg) == []
@@ -230,7 +230,7 @@ def test_a_goal_conditioned_planner_needs_a_goal(tiny_maze_runs):
 
 
 def test_the_maze_condition_is_the_normalized_start_and_goal_state(tiny_maze_runs):
-    """c = (norm(s_0), norm([g_x, g_y, 0, 0])) (spec §6.2)."""
+    """c = (norm(s_0), norm([g_x, g_y, 0, 0])) (docs/algorithm.md §6.2)."""
     planner = load_planner(tiny_maze_runs / "student")
     norm = planner.norm["observations"]
     s0, goal = np.array([3.0, 1.2, 0.5, -0.5], np.float32), np.array([1.0, 1.0], np.float32)

@@ -1,4 +1,4 @@
-"""Planner: observation history (+ goal) → plan → action(s), for every sampler (spec §5, §6).
+"""Planner: observation history (+ goal) → plan → action(s), for every sampler (docs/algorithm.md §5, §6).
 
 Samplers: the student's one-step jump G(x_T, T, σ_min) (NFE 1), student chaining (NFE k), the teacher's Heun
 solver (2·(N−1) NFE on N levels), the DDIM baseline (NFE = steps). Normalization lives here, so `act` takes and
@@ -226,16 +226,17 @@ def load_planner(run_dir: str | Path, sampler: str = "auto", device: str = "cpu"
 
 
 def tracking_action(state: np.ndarray, waypoint: np.ndarray) -> np.ndarray:
-    """Diffuser's tracking controller (spec §6.2): a = (w_xy − s_xy) + (w_v − s_v)."""
+    """Diffuser's tracking controller (docs/algorithm.md §6.2): a = (w_xy − s_xy) + (w_v − s_v)."""
     return (waypoint[..., :2] - state[..., :2]) + (waypoint[..., 2:4] - state[..., 2:4])
 
 
 class PlannerPolicy:
     """`ractd.evaluate.BatchPolicy` over a Planner.
 
-    Action planners: replan every `n_action_steps` steps (closed loop, spec §6.1) with an observation history.
+    Action planners: replan every `n_action_steps` steps (closed loop, docs/algorithm.md §6.1) with an observation
+    history.
     State planners (Maze2d): plan once at reset from (s_0, goal), then follow the plan with the tracking
-    controller or the inverse-dynamics model (spec §6.2).
+    controller or the inverse-dynamics model (docs/algorithm.md §6.2).
     """
 
     def __init__(self, planner: Planner, controller: str = "tracking"):
@@ -264,7 +265,7 @@ class PlannerPolicy:
             plan, t = st["plan"], st["t"]
             if t < p.horizon - 1:
                 w = plan[t + 1]
-            else:  # hold the last waypoint with zero velocity (spec §6.2)
+            else:  # hold the last waypoint with zero velocity (docs/algorithm.md §6.2)
                 w = plan[-1].copy()
                 w[2:] = 0.0
             waypoints.append(w)
