@@ -82,30 +82,21 @@ def rounds(cases: Sequence[Case], timers: dict[int, Timer], advance: Callable[[f
 def run_cases(groups: Sequence[Sequence[Case]], clock: str, threads: int | None, repeats: int, min_repeats: int,
               block_s: float, budget_s: float, max_case_s: float, progress: bool) -> None:
     """Estimate the forwards, plan every group (one model × batch size), then time it; fills each case's `times`."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from ..progress import progress_bar
 
     timers = {id(c): make_timer(c.call, clock, threads) for group in groups for c in group}
-    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
+    forwards = [c for group in groups for c in group if c.is_forward]
     # auto_refresh=False: no drawing thread, whose CPU time the "cpu" clock would count
-    with Progress(*columns, disable=not progress, transient=True, auto_refresh=False) as bar:
-        forwards = [c for group in groups for c in group if c.is_forward]
-        task = bar.add_task("warming up networks", total=len(forwards))
+    with progress_bar("warming up networks", len(forwards), progress, transient=True, auto_refresh=False) as bar:
         for c in forwards:
             estimate(c, timers[id(c)], min_run_time=min(block_s * 4, 1.0))
-            bar.advance(task)
-            bar.refresh()
+            bar.advance()
         for group in groups:
             plan_group(group, block_s, repeats, min_repeats, budget_s, max_case_s)
         total = sum(c.target * c.number * c.estimate_s for group in groups for c in group)
-        bar.update(task, description="timing (seconds of calls)", completed=0, total=total)
-
-        def advance(seconds: float) -> None:
-            bar.advance(task, seconds)
-            bar.refresh()
-
+        bar.update(description="timing (seconds of calls)", completed=0, total=total)
         for group in groups:
-            rounds(group, timers, advance)
+            rounds(group, timers, bar.advance)
 
 
 def load_average() -> float | None:

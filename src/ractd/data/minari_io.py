@@ -90,7 +90,8 @@ def load_minari(
     """
     from gymnasium import spaces
     from minari.dataset.minari_storage import MinariStorage
-    from rich.progress import track
+
+    from ractd.progress import track
 
     data_path = minari_data_path(dataset_id, root)
     source = f"minari:{dataset_id} ({data_path})"
@@ -130,8 +131,7 @@ def load_minari(
     n_episodes = int(storage.total_episodes)
     if n_episodes == 0:
         raise DatasetError(f"{source}: dataset is empty (0 episodes)")
-    episodes = track(storage.get_episodes(range(n_episodes)), description=f"reading minari:{dataset_id}",
-                     total=n_episodes, disable=not progress)
+    episodes = track(storage.get_episodes(range(n_episodes)), f"reading minari:{dataset_id}", n_episodes, progress)
     for ep in episodes:
         L = len(ep["rewards"])
         if L == 0:
@@ -319,7 +319,8 @@ def write_minari(
     from gymnasium import spaces
     from minari.data_collector import EpisodeBuffer
     from minari.dataset.minari_storage import MinariStorage
-    from rich.progress import track
+
+    from ractd.progress import track
 
     if (ref_min_score is None) != (ref_max_score is None):
         raise ValueError("give both ref_min_score and ref_max_score, or neither")
@@ -363,8 +364,7 @@ def write_minari(
                 infos=_nest(ep_infos) if ep_infos else None,
             )
 
-    buffers = track(episode_buffers(), description=f"writing minari:{dataset_id}", total=dataset.num_episodes,
-                    disable=not progress)
+    buffers = track(episode_buffers(), f"writing minari:{dataset_id}", dataset.num_episodes, progress)
 
     tmp_root = base / f".ractd-tmp-{uuid.uuid4().hex[:12]}"
     kept = {k: v for k, v in dataset.metadata.items() if k != "source"}
