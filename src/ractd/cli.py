@@ -19,6 +19,7 @@ app.add_typer(data_app, name="data")
 train_app = typer.Typer(help="Train a stage: teacher, reward, student, inverse-dynamics.", no_args_is_help=True)
 app.add_typer(train_app, name="train")
 console = Console(soft_wrap=True, highlight=False)
+errors = Console(stderr=True, soft_wrap=True, highlight=False)  # one line per error, on stderr
 
 
 def _threads(threads: int) -> None:
@@ -29,7 +30,7 @@ def _threads(threads: int) -> None:
 
 
 def _fail(e: Exception) -> None:
-    console.print(f"[red]error:[/] {e}")
+    errors.print(f"[red]error:[/] {e}", markup=True)
     raise typer.Exit(2)
 
 
