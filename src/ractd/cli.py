@@ -30,7 +30,9 @@ def _threads(threads: int) -> None:
 
 
 def _fail(e: Exception) -> None:
-    errors.print(f"[red]error:[/] {e}", markup=True)
+    from rich.markup import escape
+
+    errors.print(f"[red]error:[/] {escape(str(e))}")
     raise typer.Exit(2)
 
 
