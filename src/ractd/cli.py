@@ -29,10 +29,15 @@ def _threads(threads: int) -> None:
         torch.set_num_threads(threads)
 
 
+# What a user's input can raise (ArtifactError and DatasetError are ValueErrors): one line on stderr, exit 2.
+# Anything else is a bug in ractd and keeps its traceback.
+USER_ERRORS = (ValueError, TypeError, KeyError, OSError)
+
+
 def _fail(e: Exception) -> None:
     from rich.markup import escape
 
-    errors.print(f"[red]error:[/] {escape(str(e))}")
+    errors.print(f"[red]error:[/] {escape(e.args[0] if isinstance(e, KeyError) and e.args else str(e))}")
     raise typer.Exit(2)
 
 
@@ -40,8 +45,6 @@ def _train(stage: str, task: str, size: str | None, overrides: list[str], config
            name: str | None, device: str | None, seed: int | None, dataset: str | None, resume: bool,
            threads: int) -> None:
     _threads(threads)
-    from .artifact import ArtifactError
-    from .data import DatasetError
     from .presets import resolve_config
     from .stages import teacher_settings, train_stage
 
@@ -60,7 +63,7 @@ def _train(stage: str, task: str, size: str | None, overrides: list[str], config
             if inherited:
                 cfg = resolve_config(task, size, extra, str(config) if config else None, inherited=inherited)
         run_dir = train_stage(cfg, stage, runs / task, name=name, resume=resume)
-    except (ValueError, KeyError, FileNotFoundError, DatasetError, ArtifactError) as e:
+    except USER_ERRORS as e:
         _fail(e)
     console.print(f"[green]done[/]: {run_dir}")
 
@@ -116,7 +119,6 @@ def eval_command(
 ) -> None:
     """Seeded, vectorized evaluation: true return Σ r_t, D4RL normalized score ×100, mean ± SE."""
     _threads(threads)
-    from .artifact import ArtifactError
     from .envs import get_task, make_env
     from .evaluate import evaluate
     from .planning import PlannerPolicy, load_planner
@@ -130,7 +132,7 @@ def eval_command(
         result = evaluate(PlannerPolicy(planner, controller), lambda: make_env(task), episodes, seed=seed,
                           ref_scores=refs, legacy_running_max=legacy_running_max, max_parallel=max_parallel,
                           description=planner.describe())
-    except (ValueError, KeyError, ArtifactError) as e:
+    except USER_ERRORS as e:
         _fail(e)
     path = out or run / f"eval-{weights}-{planner.sampler.name}{planner.sampler.steps}-{controller}-seed{seed}.json"
     result.to_json(path)
@@ -152,7 +154,7 @@ def bench(
 
     try:
         bench_mod.bench_command(run_root, out or run_root / "bench.json", tuple(batch), device, threads)
-    except (ValueError, FileNotFoundError) as e:
+    except USER_ERRORS as e:
         _fail(e)
 
 
@@ -167,7 +169,7 @@ def export(
 
     try:
         console.print(export_mod.export_command(run, onnx, check))
-    except (ValueError, FileNotFoundError) as e:
+    except USER_ERRORS as e:
         _fail(e)
 
 
@@ -190,7 +192,7 @@ def quickstart(
     out = out if task == "maze2d-umaze" or out != Path("results/quickstart") else Path(f"results/quickstart-{task}")
     try:
         result = run_quickstart(task, out, size, episodes, seed, dataset_steps, tiny, overrides, console=console)
-    except (ValueError, KeyError) as e:
+    except USER_ERRORS as e:
         _fail(e)
     format_table(result, console)
 
@@ -227,7 +229,7 @@ def config(
 
     try:
         console.print_json(json.dumps(resolve_config(task, size, overrides).to_dict()))
-    except (ValueError, KeyError) as e:
+    except USER_ERRORS as e:
         _fail(e)
 
 
