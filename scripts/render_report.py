@@ -26,6 +26,11 @@ PAPER_T34 = {("teacher", "ctd"): 50.8, ("rteacher", "rteacher_ctd"): 96.2, ("tea
              ("rteacher", "rteacher_ractd"): 96.0}
 
 
+def _read(path: Path) -> dict:
+    """A committed JSON file of results/report/ ({} if absent): the report never reads runs/ or datasets."""
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
 def _load(out: Path, task: str, stem: str) -> dict | None:
     p = out / "eval" / task / f"{stem}.json"
     return json.loads(p.read_text()) if p.exists() else None
@@ -53,8 +58,10 @@ def _missing_evaluations(out: Path) -> list[str]:
 def render(out: Path, target: Path) -> None:
     import torch
 
-    lat = json.loads((out / "latency.json").read_text()) if (out / "latency.json").exists() else {}
-    timings = json.loads((out / "timings.json").read_text()) if (out / "timings.json").exists() else {}
+    lat = _read(out / "latency.json")
+    timings = _read(out / "timings.json")
+    runs = _read(out / "runs.json").get("runs", {})  # "<task>/<run>" -> status, steps, wall time, final metrics
+    datasets = _read(out / "datasets.json").get("datasets", {})  # name -> card summary
     lines = [
         "# Reproduction report (CPU, generated data)",
         "",
@@ -90,19 +97,13 @@ def render(out: Path, target: Path) -> None:
                          f"{r['ms_per_action']:.2f} | {f'{sp:.0f}×' if sp else '–'} |")
         lines.append("")
 
-    # Datasets generated on this machine
-    from ractd.paths import data_root
-
+    # Datasets generated on this machine (results/report/datasets.json, kept by `reproduce.py`)
     lines += ["## Datasets generated here (`ractd data generate NAME`, seed 0)", "",
               "| dataset | steps | episodes | normalized return (mean ± std per episode) | generation seconds |",
               "|---|---|---|---|---|"]
-    for card_path in sorted(data_root().glob("*/card.json")):
-        card = json.loads(card_path.read_text())
-        gen_path = card_path.parent / "generation.json"
-        gen = json.loads(gen_path.read_text()) if gen_path.exists() else card.get("generation", {})
-        nr = card.get("normalized_return") or {}
-        secs = gen.get("seconds") if isinstance(gen, dict) else None
-        lines.append(f"| {card['name']} | {card['steps']:,} | {card['episodes']:,} | "
+    for name, card in sorted(datasets.items()):
+        nr, secs = card.get("normalized_return") or {}, card.get("seconds")
+        lines.append(f"| {name} | {card['steps']:,} | {card['episodes']:,} | "
                      f"{nr.get('mean', float('nan')):.1f} ± {nr.get('std', float('nan')):.1f} | "
                      f"{f'{secs:.0f}' if secs else '–'} |")
     lines += ["", "Maze2d 'episodes' are goal-to-goal segments, so their per-episode normalized returns are not on "
@@ -173,8 +174,7 @@ def render(out: Path, target: Path) -> None:
               "distillation in 400 steps.", ""]
 
     def final_reward(run: str) -> str:  # −L_reward at the last step = R(s, â) on the student's samples
-        meta = out / "runs" / task / run / "meta.json"
-        r = (json.loads(meta.read_text()).get("metrics") or {}).get("reward") if meta.exists() else None
+        r = (runs.get(f"{task}/{run}", {}).get("metrics") or {}).get("reward")
         return f"{-r:.2f}" if r is not None else "–"
 
     lines += ["Where the reward loss is applied (docs/algorithm.md §8 item 3; same teacher, reward model, σ_r = 1 "
@@ -241,14 +241,14 @@ def render(out: Path, target: Path) -> None:
               "RACTD (paper) | why they differ |", "|---|---|---|---|---|---|---|"]
     for t, paper in PAPER_RACTD.items():
         s, c = _load(out, t, "student-one_step-tracking"), _load(out, t, "ctd-one_step-tracking")
-        card = data_root() / t / "card.json"
-        data_mean = (json.loads(card.read_text()).get("normalized_return") or {}).get("mean") if card.exists() else None
+        card = datasets.get(t)
+        data_mean = (card.get("normalized_return") or {}).get("mean") if card else None
         if s:
             why = "generated data; [16,32,64] U-Net, 400 student steps; true return (paper: running-max sum)"
-            run_config = out / "runs" / t / "student" / "config.json"
-            if run_config.exists():
-                why += f"; σ_r = {json.loads(run_config.read_text())['config']['student']['ctm']['reward_weight']:g}"
-        elif card.exists():
+            weight = runs.get(f"{t}/student", {}).get("reward_weight")
+            if weight is not None:
+                why += f"; σ_r = {weight:g}"
+        elif card:
             why = "dataset generated, not trained (session time)"
         else:
             why = "no dataset: its PPO expert/medium policy was not trained here (4–5 h projected on 2 cores)"
@@ -281,13 +281,14 @@ def render(out: Path, target: Path) -> None:
     runs_me = {label: _load(out, "hopper-medium-expert", stem) for label, stem in
                (("teacher (Heun)", "teacher-heun-tracking"), ("CTD", "ctd-one_step-tracking"),
                 ("RACTD", "student-one_step-tracking"))}
+    dataset_returns = datasets.get("hopper-medium-expert", {}).get("episode_returns")
     if any(runs_me.values()):
-        from ractd.data import load_dataset
-        from ractd.evaluate.plots import plot_return_histograms
+        if dataset_returns is not None:  # else the committed figure stays as it is
+            from ractd.evaluate.plots import plot_return_histograms
 
-        returns = {"dataset episodes": load_dataset("hopper-medium-expert").episode_returns()}
-        returns.update({k: np.asarray(v["returns"]) for k, v in runs_me.items() if v})
-        plot_return_histograms(returns, fig, title="hopper-medium-expert: episode returns")
+            returns = {"dataset episodes": np.asarray(dataset_returns)}
+            returns.update({k: np.asarray(v["returns"]) for k, v in runs_me.items() if v})
+            plot_return_histograms(returns, fig, title="hopper-medium-expert: episode returns")
         lines += ["## Mode selection (thesis Fig. 3.3), hopper-medium-expert", "",
                   f"![returns](../{fig.relative_to(out.parent.parent)})", "",
                   "| returns of | episodes | normalized score (mean ± SE) |", "|---|---|---|"]
@@ -298,15 +299,13 @@ def render(out: Path, target: Path) -> None:
 
     lines += ["## Training runs (this machine, 1 thread, cores shared with other jobs)", "",
               "| run | steps | wall seconds | s / step | parameters | final losses |", "|---|---|---|---|---|---|"]
-    for meta_path in sorted((out / "runs").glob("*/*/meta.json")) if (out / "runs").exists() else []:
-        m = json.loads(meta_path.read_text())
+    for name, m in sorted(runs.items(), key=lambda kv: kv[0].split("/")):
         if m.get("status") != "finished":
             continue
         losses = ", ".join(f"{k} {v:.4g}" for k, v in sorted((m.get("metrics") or {}).items()) if k != "lr")
         steps, wall = m.get("step", 0), m.get("wall_time_s", float("nan"))
-        params = (m.get("parameters") or {}).get("total", 0)
-        lines.append(f"| {meta_path.parent.parent.name}/{meta_path.parent.name} | {steps} | {wall:.0f} | "
-                     f"{wall / max(steps, 1):.2f} | {params:,} | {losses} |")
+        per_step = m.get("seconds_per_step", wall / max(steps, 1))
+        lines.append(f"| {name} | {steps} | {wall:.0f} | {per_step:.2f} | {m.get('parameters', 0):,} | {losses} |")
     lines += ["", "| evaluation | seconds |", "|---|---|"]
     lines += [f"| {k} | {v:.0f} |" for k, v in sorted(timings.items()) if "/eval/" in k]
     lines += ["", "## Not reproduced, and why", "",

@@ -5,8 +5,10 @@
     python scripts/reproduce.py report                                     # render docs/results.md from JSON
 
 Every experiment is an entry of scripts/experiments.py (the trainings and evaluations of each section); results
-land in results/report/ (runs/, eval JSON, timings) and the report is rendered only from those files. Finished
-stages and evaluations are skipped, so an interrupted run resumes.
+land in results/report/ (runs/, eval JSON, timings). The run folders and datasets are not committed, so `snapshot`
+keeps their summaries in results/report/runs.json and datasets.json, and the report is rendered only from the
+committed JSON: `report` works on a clean clone. Finished stages and evaluations are skipped, so an interrupted
+run resumes.
 """
 
 from __future__ import annotations
@@ -36,6 +38,43 @@ def record(path: Path, key: str, value) -> None:
         data = read_json(path) if path.exists() else {}
         data[key] = value
         write_json(path, data)
+
+
+FIGURE_DATASETS = ("hopper-medium-expert",)  # datasets whose episode returns a report figure draws
+
+
+def snapshot(out: Path) -> None:
+    """Fold what this machine has into the committed summaries: every run folder under out/runs (status, steps,
+    wall time, parameters, final metrics, σ_r) into runs.json and every generated dataset's card into datasets.json.
+    Entries of runs or datasets absent here are kept as they are."""
+    import json
+
+    from ractd.io import read_json, write_json
+    from ractd.paths import data_root
+
+    runs = read_json(out / "runs.json") if (out / "runs.json").exists() else {"runs": {}}
+    for meta_path in sorted((out / "runs").glob("*/*/meta.json")) if (out / "runs").exists() else []:
+        meta, run = read_json(meta_path), meta_path.parent
+        entry = {"status": meta.get("status"), "step": meta.get("step", 0), "wall_time_s": meta.get("wall_time_s"),
+                 "parameters": (meta.get("parameters") or {}).get("total", 0), "metrics": meta.get("metrics") or {}}
+        if (run / "config.json").exists():
+            entry["reward_weight"] = read_json(run / "config.json")["config"]["student"]["ctm"]["reward_weight"]
+        runs["runs"][f"{run.parent.name}/{run.name}"] = entry
+    datasets = read_json(out / "datasets.json") if (out / "datasets.json").exists() else {"datasets": {}}
+    for card_path in sorted(data_root().glob("*/card.json")):
+        card, name = read_json(card_path), card_path.parent.name
+        gen_path = card_path.parent / "generation.json"
+        gen = read_json(gen_path) if gen_path.exists() else card.get("generation", {})
+        entry = {"name": name, "steps": card["steps"], "episodes": card["episodes"],
+                 "normalized_return": card.get("normalized_return"),
+                 "seconds": gen.get("seconds") if isinstance(gen, dict) else None}
+        if name in FIGURE_DATASETS:
+            from ractd.data import load_dataset
+
+            entry["episode_returns"] = [round(float(r), 4) for r in load_dataset(name).episode_returns()]
+        datasets["datasets"][name] = json.loads(json.dumps(entry))
+    write_json(out / "runs.json", runs)
+    write_json(out / "datasets.json", datasets)
 
 
 def run_section(section: str, episodes: int, teacher_episodes: int) -> None:
@@ -114,9 +153,11 @@ def main() -> None:
     if args.command == "run":
         for section in args.section or list(TRAININGS):
             run_section(section, args.episodes, args.teacher_episodes)
+            snapshot(OUT)
     else:
         from render_report import render  # scripts/render_report.py
 
+        snapshot(OUT)
         render(OUT, ROOT / "docs" / "results.md")
 
 

@@ -60,3 +60,23 @@ def test_a_finished_evaluation_is_reported_and_no_longer_missing(report, tmp_pat
     assert "| hopper-medium | – | not run | not run | 52.0 ± 1.1 | 121.0 |" in text
     line = next(x for x in text.splitlines() if "Section `hopper-medium` not finished" in x)
     assert "student one_step tracking" not in line and "ctd one_step tracking" in line
+
+
+def test_the_committed_report_renders_from_committed_json_alone(report, tmp_path):
+    """No run folder and no dataset on this machine (a clean clone): the report is the committed one, bar the
+    date line — every number comes from results/report/*.json."""
+    import shutil
+
+    render_report, _ = report
+    root = SCRIPTS.parent
+    out = tmp_path / "results" / "report"
+    shutil.copytree(root / "results" / "report", out, ignore=shutil.ignore_patterns("runs"))
+    target = tmp_path / "docs" / "results.md"
+    render_report.render(out, target)
+
+    def body(text: str) -> list[str]:
+        return [line for line in text.splitlines() if not line.startswith("Rendered ")]
+
+    assert body(target.read_text()) == body((root / "docs" / "results.md").read_text())
+    committed = root / "results" / "report" / "mode_selection.png"
+    assert (out / "mode_selection.png").read_bytes() == committed.read_bytes()  # kept: no dataset to redraw it
