@@ -43,7 +43,10 @@ TRAININGS = {
     ],
     # Where the reward loss looks (docs/algorithm.md §8 item 3): the code's DSM prediction vs the paper's one-step
     # sample (Eq. 3.8)
-    "hopper-medium-replay/reward_on": [("ractd_one_step_reward", "student", ['student.ctm.reward_on="one_step"'])],
+    "hopper-medium-replay/reward_on": [("ractd_one_step_reward", "student", ['student.ctm.reward_on="one_step"']),
+                                       # the released code's placement: reward on G(x_σ, σ, σ_min)
+                                       ("ractd_code_placement", "student",
+                                        ['student.ctm.dsm_on="jump_to_sigma_min"'])],
     "hopper-medium-expert": [
         ("teacher", "teacher", []), ("reward", "reward", []),
         ("ctd", "student", ["student.ctm.reward_weight=0"]),
@@ -65,7 +68,8 @@ EVALS = {
     "hopper-medium-replay/ddim": [("ddpm", "ddim:10", "tracking")],
     "hopper-medium-replay/ablation": [("rteacher_ctd", "one_step", "tracking"),
                                       ("rteacher_ractd", "one_step", "tracking"), ("rteacher", "heun", "tracking")],
-    "hopper-medium-replay/reward_on": [("ractd_one_step_reward", "one_step", "tracking")],
+    "hopper-medium-replay/reward_on": [("ractd_one_step_reward", "one_step", "tracking"),
+                                       ("ractd_code_placement", "one_step", "tracking")],
     **{f"{task}/seed{k}": [(f"{r}_seed{k}", "one_step", "tracking") for r in ("ctd", "student")]
        for task, seeds in SEEDS.items() for k in seeds},
     "hopper-medium-expert": [("teacher", "heun", "tracking"), ("ctd", "one_step", "tracking"),

@@ -50,7 +50,7 @@ def _missing_evaluations(out: Path) -> list[str]:
         missing = [f"{run} {sampler} {controller}" for run, sampler, controller in evals
                    if _load(out, task_of(section), f"{run}-{sampler.replace(':', '')}-{controller}") is None]
         if missing:
-            bullets.append(f"- Section `{section}` not finished (session time): {', '.join(missing)}. "
+            bullets.append(f"- Section `{section}` not finished: {', '.join(missing)}. "
                            f"`python scripts/reproduce.py run --section {section}` resumes it.")
     return bullets
 
@@ -95,6 +95,10 @@ def render(out: Path, target: Path) -> None:
             sp = r.get("speedup_vs_teacher")
             lines.append(f"| {r['method']} | {r['nfe']} | {r['score_mean']:.1f} ± {r['score_se']:.1f} | "
                          f"{r['ms_per_action']:.2f} | {f'{sp:.0f}×' if sp else '–'} |")
+        if qs_path.stem != "quickstart":
+            lines.append("")
+            lines.append(f"A single training run on a {qs['dataset_steps']:,}-step dataset; see 'Training seeds' for "
+                         "how far one run of this task moves with the training seed.")
         lines.append("")
 
     # Datasets generated on this machine (results/report/datasets.json, kept by `reproduce.py`)
@@ -143,7 +147,8 @@ def render(out: Path, target: Path) -> None:
                   "|---|---|---|---|---|---|---|"]
         for r in net["rows"]:
             sp, ov = r.get("speedup_vs_teacher"), r.get("overhead_vs_forward")
-            lines.append(f"| {r['model']} | {r['sampler']} | {r['nfe']} | {r['batch']} | "
+            sampler = f"bare forward ({r['network']} net)" if r["sampler"] == "forward" else r["sampler"]
+            lines.append(f"| {r['model']} | {sampler} | {r['nfe']} | {r['batch']} | "
                          f"{'' if r.get('measured', True) else '≈'}{r['ms_per_call']:.2f} | "
                          f"{f'{sp:.1f}×' if sp else '–'} | {f'{ov:.3f}×' if ov else '–'} |")
         lines.append("")
@@ -183,7 +188,10 @@ def render(out: Path, target: Path) -> None:
               "reward model over-rates off the data.", "",
               "| reward loss on | RACTD one-step score | mean episode length | R(s, â) at the end of training |",
               "|---|---|---|---|"]
-    for label, run in (("the DSM prediction g(x_σ, σ, σ) (reference code; `cpu` preset)", "student"),
+    for label, run in (("the DSM prediction as the `cpu` preset makes it: g(x_σ, σ, σ) (`dsm_on=denoiser`, "
+                        "`reward_on=dsm_pred`)", "student"),
+                       ("the released code's DSM prediction G(x_σ, σ, σ_min) (`dsm_on=jump_to_sigma_min`, "
+                        "`reward_on=dsm_pred`)", "ractd_code_placement"),
                        ("a fresh one-step sample G(x_T, T, σ_min) (paper Eq. 3.8, `reward_on=\"one_step\"`)",
                         "ractd_one_step_reward")):
         d = _load(out, task, f"{run}-one_step-tracking")
@@ -232,13 +240,15 @@ def render(out: Path, target: Path) -> None:
                 continue
             true = np.mean(d["normalized_scores"])
             legacy = np.mean(d["legacy_running_max_normalized_scores"])
-            lines.append(f"| {tdir.name} | {p.stem} | {true:.1f} | {legacy:.1f} | {legacy - true:+.1f} |")
+            run = p.stem.removesuffix("-tracking")  # a locomotion policy acts directly: no controller
+            lines.append(f"| {tdir.name} | {run} | {true:.1f} | {legacy:.1f} | {legacy - true:+.1f} |")
     lines.append("")
 
     # Locomotion in the paper's layout
     lines += ["## Locomotion (thesis Table 3.1 layout)", "",
-              "| task | our dataset (mean per episode) | teacher Heun (ours) | CTD (ours) | RACTD (ours, cpu preset) | "
-              "RACTD (paper) | why they differ |", "|---|---|---|---|---|---|---|"]
+              "| task | our dataset (mean per episode) | teacher Heun (ours) | CTD (ours) | "
+              "RACTD (ours, cpu preset unless noted) | RACTD (paper) | why they differ |",
+              "|---|---|---|---|---|---|---|"]
     for t, paper in PAPER_RACTD.items():
         s, c = _load(out, t, "student-one_step-tracking"), _load(out, t, "ctd-one_step-tracking")
         card = datasets.get(t)
@@ -247,7 +257,10 @@ def render(out: Path, target: Path) -> None:
             why = "generated data; [16,32,64] U-Net, 400 student steps; true return (paper: running-max sum)"
             weight = runs.get(f"{t}/student", {}).get("reward_weight")
             if weight is not None:
-                why += f"; σ_r = {weight:g}"
+                from ractd.presets import preset
+
+                default = preset(t, "cpu").student.ctm.reward_weight
+                why += f"; σ_r = {weight:g}" + ("" if weight == default else f" (overrides the preset's {default:g})")
         elif card:
             why = "dataset generated, not trained (session time)"
         else:
@@ -274,6 +287,18 @@ def render(out: Path, target: Path) -> None:
             over = (f"{np.mean(means):.1f} ± {np.std(means, ddof=1) / np.sqrt(len(means)):.1f} (n = {len(means)})"
                     if len(means) > 1 else "–")
             lines.append(f"| {label} | " + " | ".join(_fmt(d) for d in ds) + f" | {over} |")
+        qs = _read(out / f"quickstart-{t}.json")
+        if qs:  # the quickstart of the same task: another training run, on a smaller dataset
+            by = {r["method"].split(" (")[0]: r for r in qs["rows"]}  # "CTD student (σ_r = 0)", "RACTD student"
+            cells = {k: f"{by[m]['score_mean']:.1f} ± {by[m]['score_se']:.1f}" for k, m in
+                     (("CTD", "CTD student"), ("RACTD", "RACTD student")) if m in by}
+            full = datasets.get(t, {}).get("steps")
+            lines += ["", f"Which is which: the table's seed 0 is the report's pipeline on the dataset of 'Datasets "
+                      f"generated here' ({f'{full:,} steps' if full else 'not recorded'}; the headline numbers of this "
+                      f"report). `ractd quickstart --task {t}` (top of this report) is a separate run of the same "
+                      f"`cpu` preset and seed 0 on its own generated {qs['dataset_steps']:,}-step dataset: "
+                      f"CTD {cells.get('CTD', '–')}, RACTD {cells.get('RACTD', '–')} — one more draw from the same "
+                      "spread, not a contradiction of the seed-0 row."]
         lines.append("")
 
     # Mode selection figure (thesis Fig. 3.3): dataset episodes vs teacher vs CTD vs RACTD rollouts
@@ -298,6 +323,14 @@ def render(out: Path, target: Path) -> None:
                   "as well as RACTD: see 'Training seeds' above before reading this figure as the reward's doing.", ""]
 
     lines += ["## Training runs (this machine, 1 thread, cores shared with other jobs)", "",
+              "Conventions. Scores are D4RL normalized ×100 of the true return; a dataset's 'normalized return' "
+              "is the same formula per dataset episode (Maze2d: per goal-to-goal segment, not on the evaluation "
+              "scale). `reward` is the logged L_reward = −mean R_ψ(x̂), in min–max-normalized return-to-go units "
+              "([−1, 1] per scored state): negative when the reward model rates the student's samples above the "
+              "midpoint of the data's returns-to-go. Locomotion scores one (state, first action) pair, so its "
+              "value lies in [−1, 1] (hopper: ≈ −0.6); Maze2d sums R over every planned state (128 on "
+              "maze2d-medium), and most states of a sparse-reward maze sit at the normalized minimum, so its value "
+              "is near +H (≈ +119) — with σ_r = 1e-4 the term is ≈ 0.01 of the loss.", "",
               "| run | steps | wall seconds | s / step | parameters | final losses |", "|---|---|---|---|---|---|"]
     for name, m in sorted(runs.items(), key=lambda kv: kv[0].split("/")):
         if m.get("status") != "finished":
