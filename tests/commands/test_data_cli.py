@@ -65,3 +65,29 @@ def test_errors_are_clear(roots: Path) -> None:
     assert result.exit_code == 1 and "dataset not found" in result.output
     result = runner.invoke(app, ["list"])
     assert result.exit_code == 0 and "no generated datasets" in result.output
+
+
+def test_regenerating_an_existing_dataset_needs_overwrite(roots: Path) -> None:
+    """Runs are fingerprinted on a dataset's contents: replacing it takes --overwrite."""
+    args = ["generate", "maze2d-umaze", "--steps", "600", "--no-progress", "--no-minari"]
+    assert runner.invoke(app, args).exit_code == 0
+    hdf5 = roots / "data" / "maze2d-umaze" / "maze2d-umaze.hdf5"
+    before = hdf5.read_bytes()
+    result = runner.invoke(app, [*args, "--seed", "1"])
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 2 and len(lines) == 1, result.output
+    assert lines[0] == (f"error: {hdf5}: dataset maze2d-umaze already exists (runs trained on it would no longer "
+                        "match its contents); pass --overwrite to replace it")
+    assert hdf5.read_bytes() == before
+    result = runner.invoke(app, [*args, "--seed", "1", "--overwrite"])
+    assert result.exit_code == 0, result.output
+    assert hdf5.read_bytes() != before
+
+
+def test_an_existing_minari_copy_also_needs_overwrite(roots: Path) -> None:
+    assert runner.invoke(app, ["generate", "maze2d-umaze", "--steps", "600", "--no-progress"]).exit_code == 0
+    (roots / "data" / "maze2d-umaze" / "maze2d-umaze.hdf5").unlink()
+    result = runner.invoke(app, ["generate", "maze2d-umaze", "--steps", "600", "--no-progress"])
+    assert result.exit_code == 2 and "ractd/maze2d-umaze-v0" in result.stderr and "--overwrite" in result.stderr
+    result = runner.invoke(app, ["generate", "maze2d-umaze", "--steps", "600", "--no-progress", "--no-minari"])
+    assert result.exit_code == 0, result.output  # not writing Minari: nothing to replace

@@ -35,6 +35,10 @@ def generate(
         None, "--train-steps", min=1, help="Locomotion: PPO steps for the behaviour policies when none are "
         "cached yet (default: 1M hopper, 2M walker2d/halfcheetah)."
     ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace an existing dataset of this name (runs trained on it will no "
+        "longer match it)."
+    ),
 ) -> None:
     """Generate NAME by D4RL's recipe; write NAME.hdf5, a Minari dataset, card.json and returns.png.
 
@@ -54,17 +58,28 @@ def generate(
         )
     name = task.dataset
     out_dir = out if out is not None else data_root() / name
+    if not overwrite:  # before any simulation: generating can take a long time
+        from ractd.data.errors import DatasetError
+        from ractd.data.generate.save import refuse_to_replace
+
+        try:
+            refuse_to_replace(out_dir, name, minari)
+        except DatasetError as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(code=2) from None
     if task.kind == "maze2d":
         from ractd.data.generate.maze2d import generate_maze2d
 
-        summary = generate_maze2d(name, out_dir, seed=seed, steps=steps, progress=progress, minari=minari)
+        summary = generate_maze2d(name, out_dir, seed=seed, steps=steps, progress=progress, minari=minari,
+                                  overwrite=overwrite)
     elif name.split("-")[0] in LOCOMOTION_ROBOTS:
         from ractd.data.generate.locomotion import generate_locomotion
         from ractd.data.generate.ppo import MissingExtraError
 
         try:
             summary = generate_locomotion(
-                name, out_dir, seed, steps, progress=progress, minari=minari, train_steps=train_steps
+                name, out_dir, seed, steps, progress=progress, minari=minari, train_steps=train_steps,
+                overwrite=overwrite,
             )
         except MissingExtraError as e:  # training PPO needs the generate extra: one line, no traceback
             typer.echo(f"error: {e}", err=True)

@@ -23,7 +23,7 @@ import numpy as np
 from ractd.data.generate.policies import UniformRandomPolicy
 from ractd.data.generate.ppo import MANIFEST, STREAM, load_behaviour_policy, train_behaviour_policies
 from ractd.data.generate.rollout import rollout_transitions
-from ractd.data.generate.save import package_versions, save_generated_dataset
+from ractd.data.generate.save import package_versions, refuse_to_replace, save_generated_dataset
 from ractd.data.generate.stream import TRANSITION_KEYS, read_stream, replay_until
 
 LEVELS: tuple[str, ...] = ("random", "medium", "medium-replay", "expert", "medium-expert")
@@ -155,6 +155,7 @@ def generate_locomotion(
     train_steps: int | None = None,
     n_envs: int = 8,
     minari: bool = True,
+    overwrite: bool = True,
 ) -> dict[str, Any]:
     """Generate `<env>-<level>` and write `<out_dir>/<name>.hdf5`, Minari `ractd/<name>-v0`, card, plot.
 
@@ -167,6 +168,7 @@ def generate_locomotion(
         train_steps: PPO steps when training; None = the per-env default in `PPO_SETTINGS`.
         n_envs: parallel environments per rollout (one policy forward per vector step).
         minari: also write the Minari dataset (to `ractd.paths.minari_root()`).
+        overwrite: replace an existing dataset of this name; False refuses it before any policy is trained.
 
     Returns:
         A summary: name, paths, steps, episodes, return and normalized-return mean/std, the behaviour
@@ -182,6 +184,8 @@ def generate_locomotion(
     ref = (REF_MIN_SCORE[robot], REF_MAX_SCORE[robot])
     out_dir = Path(out_dir)
     policy_dir = Path(policy_dir) if policy_dir is not None else out_dir.parent / f"{robot}-policies"
+    if not overwrite:
+        refuse_to_replace(out_dir, name, minari)
 
     manifest: dict[str, Any] | None = None
     t_train = time.perf_counter()
@@ -218,6 +222,7 @@ def generate_locomotion(
         ref=ref,
         algorithm_name="ractd D4RL-recipe generator (PPO behaviour policies)",
         minari=minari,
+        overwrite=overwrite,
     )
     dataset, card = saved.dataset, saved.card
     returns = dataset.episode_returns()

@@ -22,6 +22,29 @@ class SavedDataset:
     card: dict[str, Any]
 
 
+def existing_dataset(out_dir: Path, name: str, minari: bool = True) -> Path | None:
+    """The file or folder of an earlier generated dataset `name` that writing it again would replace: its hdf5
+    file, or (when `minari`) its Minari dataset `ractd/<name>-v0`; None if there is none."""
+    from ractd.data.minari_io import minari_data_path
+
+    hdf5 = Path(out_dir) / f"{name}.hdf5"
+    if hdf5.exists():
+        return hdf5
+    minari_dir = minari_data_path(f"ractd/{name}-v0").parent
+    return minari_dir if minari and minari_dir.exists() else None
+
+
+def refuse_to_replace(out_dir: Path, name: str, minari: bool = True) -> None:
+    """Refuse to replace a generated dataset: runs trained on it are fingerprinted on its contents, and a new one
+    under the same name would no longer match them."""
+    from ractd.data.errors import DatasetError
+
+    found = existing_dataset(out_dir, name, minari)
+    if found is not None:
+        raise DatasetError(f"{found}: dataset {name} already exists (runs trained on it would no longer match its "
+                           "contents); pass --overwrite to replace it")
+
+
 def save_generated_dataset(
     out_dir: Path,
     name: str,
@@ -34,14 +57,16 @@ def save_generated_dataset(
     minari: bool = True,
     description: str | None = None,
     card_extra: dict[str, Any] | None = None,
+    overwrite: bool = True,
 ) -> SavedDataset:
     """Write `<out_dir>/<name>.hdf5`, the Minari dataset `ractd/<name>-v0` (unless `minari=False`) and
     `<out_dir>/card.json`.
 
-    Every file is written to a temporary name and renamed into place, so a reader never sees half a file;
-    an existing Minari dataset of the same id is replaced. `metadata` goes into the hdf5 file,
-    `ref` = (ref_min_score, ref_max_score) normalizes the card's returns and is recorded in Minari,
-    `card_extra` adds sections to the card.
+    Every file is written to a temporary name and renamed into place, so a reader never sees half a file.
+    An existing dataset of the same name (hdf5 file or Minari id) is replaced, or refused with
+    `overwrite=False` (`refuse_to_replace`; `ractd data generate` without `--overwrite`). `metadata` goes
+    into the hdf5 file, `ref` = (ref_min_score, ref_max_score) normalizes the card's returns and is recorded
+    in Minari, `card_extra` adds sections to the card.
     """
     from ractd.data.card import dataset_card
     from ractd.data.d4rl import write_d4rl_hdf5
@@ -49,6 +74,8 @@ def save_generated_dataset(
     from ractd.io import write_json
 
     out_dir = Path(out_dir)
+    if not overwrite:
+        refuse_to_replace(out_dir, name, minari)
     hdf5_path = write_d4rl_hdf5(out_dir / f"{name}.hdf5", arrays, metadata)
     dataset = OfflineDataset.from_arrays(arrays, metadata=metadata, source=str(hdf5_path))
 
