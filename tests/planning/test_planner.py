@@ -9,10 +9,12 @@ import torch
 
 from ractd.artifact import Artifact, ArtifactError, load_artifact
 from ractd.config import apply_overrides
-from ractd.diffusion import EDMConfig, ctm_jump, karras_sigma
+from ractd.diffusion import EDMConfig, ctm_jump, karras_sigma, multistep_sample
 from ractd.envs import make_env
+from ractd.evaluate import evaluate
 from ractd.export import random_observations
 from ractd.planning import Planner, PlannerPolicy, chain_sigmas, load_planner, tracking_action
+from ractd.planning.planner import check_device, episode_generator
 from ractd.prepare import prepare_data
 
 DT = 0.01  # Maze2d: one MuJoCo step of 0.01 s per env step
@@ -103,6 +105,76 @@ def test_one_step_actions_are_bitwise_the_pure_functions(tiny_hopper_runs, init_
     again = Planner(art, "one_step", seed=seed)
     again.act_batch(obs)
     assert np.array_equal(again.plan(obs), plan)
+
+
+# ---------------------------------------------------------------------------------------------- per-row noise
+
+
+def ddpm_teacher(runs) -> Artifact:
+    return with_config(load_artifact(runs / "teacher"), 'teacher.kind="ddpm"')
+
+
+PER_ROW = [("student", "one_step"), ("student", "multistep:3"), ("teacher", "heun:4"), ("teacher", "euler:4"),
+           ("ddpm", "ddim:4")]
+
+
+def planner_for(runs, stage: str, sampler: str, seed: int = 0) -> Planner:
+    art = ddpm_teacher(runs) if stage == "ddpm" else load_artifact(runs / stage)
+    return Planner(art, sampler, seed=seed)
+
+
+@pytest.mark.parametrize(("stage", "sampler"), PER_ROW)
+def test_with_a_generator_per_row_a_row_plan_does_not_depend_on_the_other_rows(tiny_hopper_runs, hopper_data,
+                                                                                  stage, sampler):
+    """Row b's noise (x_T, then one draw per chaining level) comes from generators[b] alone: planning the rows
+    together or one by one gives the same plans, planning them in another order permutes them (up to the float
+    rounding of a batched network call, ~1e-7, which 6 Heun evaluations amplify to ~2e-5)."""
+    planner = planner_for(tiny_hopper_runs, stage, sampler)
+    obs = hopper_data.dataset.observations[:4]
+
+    def generators(order=range(4)):
+        return [episode_generator(0, 100 + b) for b in order]
+
+    together = planner.plan(obs, generators=generators())
+    alone = np.concatenate([planner.plan(obs[b: b + 1], generators=[g]) for b, g in enumerate(generators())])
+    np.testing.assert_allclose(together, alone, rtol=0, atol=1e-4)
+    reverse = [3, 2, 1, 0]
+    np.testing.assert_allclose(planner.plan(obs[reverse], generators=generators(reverse)), together[reverse],
+                               rtol=0, atol=1e-4)
+    assert not np.allclose(together[0], together[1], atol=1e-3)  # and the rows' noise differs
+    with pytest.raises(ValueError, match=r"generators: expected one per row \(4\), got 3"):
+        planner.plan(obs, generators=generators()[:3])
+
+
+@pytest.mark.parametrize(("stage", "sampler"), PER_ROW)
+def test_one_row_with_its_own_generator_is_bitwise_the_shared_generator(tiny_hopper_runs, hopper_data, stage,
+                                                                        sampler):
+    """At batch 1 the two noise paths draw the same numbers: a per-row generator in the state of the planner's
+    one generator gives the same plan bit for bit."""
+    obs = hopper_data.dataset.observations[:1]
+    shared = planner_for(tiny_hopper_runs, stage, sampler, seed=9).plan(obs)
+    own = planner_for(tiny_hopper_runs, stage, sampler).plan(obs, generators=[torch.Generator().manual_seed(9)])
+    assert np.array_equal(shared, own)
+
+
+def test_planner_chaining_is_bitwise_multistep_sample(tiny_hopper_runs, hopper_data):
+    """The planner chains the student itself (to draw per row); on one generator it is `multistep_sample`."""
+    planner = load_planner(tiny_hopper_runs / "student", "multistep:3", seed=4)
+    cond = planner.condition(hopper_data.dataset.observations[:5])
+    den = planner.denoiser
+    expected = multistep_sample(lambda x, t, s: den.jump(x, t, s, cond), (5, planner.horizon, planner.x_dim),
+                                chain_sigmas(3, den.edm), den.edm, torch.Generator().manual_seed(4))
+    assert torch.equal(planner.sample(cond), expected)
+
+
+def test_an_episode_generator_depends_on_both_seeds():
+    def draw(seed, episode_seed):
+        return torch.randn(8, generator=episode_generator(seed, episode_seed))
+
+    assert torch.equal(draw(0, 5), draw(0, 5))
+    assert not torch.equal(draw(0, 5), draw(0, 6))
+    assert not torch.equal(draw(0, 5), draw(1, 5))
+    assert not torch.equal(draw(0, 5), draw(5, 0))
 
 
 def test_the_hot_path_leaves_no_inference_tensors_behind(tiny_hopper_runs, hopper_data):
@@ -251,7 +323,7 @@ class PlanSpy:
         self.outputs: list[np.ndarray] = []
         planner.plan = self  # type: ignore[method-assign]
 
-    def __call__(self, obs, goal=None):
+    def __call__(self, obs, goal=None, generators=None):
         obs = np.asarray(obs)
         self.inputs.append(obs.copy())
         if self.fake:  # plan row b, step h, dim d = 1000·call + 100·b + 10·h + d
@@ -259,7 +331,7 @@ class PlanSpy:
             out = (1000 * n + 100 * np.arange(len(obs))[:, None, None] + 10 * np.arange(p.horizon)[None, :, None]
                    + np.arange(p.x_dim)[None, None, :]).astype(np.float32)
         else:
-            out = self.real(obs, goal)
+            out = self.real(obs, goal, generators=generators)
         self.outputs.append(out)
         return out
 
@@ -412,3 +484,82 @@ def test_a_controller_must_exist_and_inverse_dynamics_needs_its_model(tiny_maze_
         PlannerPolicy(planner, "inverse_dynamics")
     with pytest.raises(ArtifactError, match="expected a inverse_dynamics artifact, found a reward artifact"):
         load_planner(tiny_maze_runs / "student", inverse_dynamics=tiny_maze_runs / "reward")
+
+
+# ---------------------------------------------------------------------------------------------- refused inputs
+
+
+def test_n_action_steps_must_fit_in_a_plan(tiny_hopper_runs, tiny_maze_runs):
+    """1 ≤ n_action_steps ≤ H − To + 1: the plan's actions from the first executed one (index To − 1) on."""
+    art = load_artifact(tiny_hopper_runs / "student")
+    assert Planner(art, n_action_steps=16).n_action_steps == 16
+    for bad in (0, 17, -1):
+        with pytest.raises(ValueError, match=rf"--n-action-steps must be between 1 and 16, .*got {bad}"):
+            Planner(art, n_action_steps=bad)
+    to_2 = with_config(art, "data.n_obs_steps=2")
+    with pytest.raises(ValueError, match=r"between 1 and 15, .*\(horizon 16, To = 2\), got 16"):
+        Planner(to_2, n_action_steps=16)
+    with pytest.raises(ValueError, match="eval.n_action_steps must be between 1 and 16, .*got 17"):
+        Planner(with_config(art, "eval.n_action_steps=17"))  # a config edited by hand
+    with pytest.raises(ValueError, match=r"--n-action-steps applies to action-sequence planners \(MuJoCo\)"):
+        load_planner(tiny_maze_runs / "student", n_action_steps=2)
+
+
+def test_an_unknown_or_absent_device_is_refused_before_loading(tmp_path):
+    with pytest.raises(ValueError, match="--device foo: not a device; expected cpu, cuda, cuda:N or mps"):
+        load_planner(tmp_path / "no-run", device="foo")  # refused before looking for the run
+    with pytest.raises(ValueError, match="--device meta: not supported"):
+        check_device("meta")
+    assert check_device("cpu") == torch.device("cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match=r"--device cuda: CUDA is not available on this machine .*--device cpu"):
+            load_planner(tmp_path / "no-run", device="cuda")
+        with pytest.raises(ValueError, match="--device cuda:1: CUDA is not available"):
+            check_device("cuda:1")
+
+
+def nan_copy(run, tmp_path, file: str = "model.safetensors"):
+    """A copy of a run folder with one floating-point tensor of `file` set to NaN."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    copy = tmp_path / run.name
+    shutil.copytree(run, copy)
+    tensors = load_file(copy / file)
+    name = sorted(k for k, t in tensors.items() if t.is_floating_point())[0]
+    tensors[name][...] = float("nan")
+    save_file(tensors, copy / file)
+    return copy, name
+
+
+@pytest.mark.parametrize("file", ["model.safetensors", "normalizer.safetensors"])
+def test_non_finite_weights_are_refused_when_loading_naming_the_file(tiny_hopper_runs, tmp_path, file):
+    run, name = nan_copy(tiny_hopper_runs / "student", tmp_path, file)
+    assert load_artifact(run)  # the artifact itself loads ...
+    with pytest.raises(ArtifactError, match=rf"{run / file}: tensor '.*' holds NaN or inf values"):
+        load_planner(run)  # ... but is no planner
+
+
+def test_a_non_finite_plan_stops_the_evaluation(tiny_hopper_runs, tmp_path):
+    """An in-memory student whose weights went NaN (no load-time check) is refused at its first plan."""
+    art = load_artifact(tiny_hopper_runs / "student")
+    with torch.no_grad():
+        next(art.net.parameters()).fill_(float("nan"))
+    policy = PlannerPolicy(Planner(art, "one_step"))
+    with pytest.raises(ValueError, match=r"the one_step plan for the episode reset with seed 4 holds NaN or inf "
+                                         r"values \(from a finite observation\); refusing to score it"):
+        evaluate(policy, lambda: make_env("hopper-random"), 2, seed=4, progress=False)
+
+
+def test_an_env_of_other_sizes_is_refused_naming_the_run_and_both_sizes(tiny_hopper_runs):
+    planner = load_planner(tiny_hopper_runs / "student")
+    with pytest.raises(ArtifactError, match=rf"{tiny_hopper_runs / 'student'}: the run was trained with obs_dim=11, "
+                                            r"act_dim=3, but the env Walker2d-v5 \(task hopper-random\) has "
+                                            r"obs_dim=17, act_dim=6"):
+        evaluate(PlannerPolicy(planner), lambda: make_env("walker2d-medium"), 1, progress=False)
+
+
+def test_a_maze_controller_is_refused_for_an_action_planner(tiny_hopper_runs):
+    with pytest.raises(ValueError, match="--controller inverse_dynamics applies to state planners"):
+        PlannerPolicy(load_planner(tiny_hopper_runs / "student"), "inverse_dynamics")

@@ -1,6 +1,8 @@
 """Seeded, vectorized policy rollouts (docs/algorithm.md §6; corrects §8 items 1 and 16).
 
-Episode i is reset with seed ``seed + i`` and runs exactly once. All running episodes advance
+Episode i is reset with seed ``seed + i`` and runs exactly once; the policy is told that seed
+(``infos["episode_seed"]`` at its reset), so a stochastic policy can draw each episode's randomness
+from it and make episode i the same whatever else runs beside it. All running episodes advance
 together: one batched ``policy.act`` call per env step for the envs that are still running; an
 episode that ends is masked out and its env slot is refilled with the next pending episode, so at
 most ``max_parallel`` envs exist at a time. The score is the true return Σ r_t; the reference code's
@@ -34,13 +36,17 @@ DEFAULT_MAX_PARALLEL = 256
 @runtime_checkable
 class BatchPolicy(Protocol):
     """What the evaluator drives. ``env_indices`` name env slots in ``[0, max_parallel)``; a slot is
-    reused by a new episode only after ``reset`` was called for it."""
+    reused by a new episode only after ``reset`` was called for it.
+
+    Optional: ``check_env(env)``, called once with the first env before any episode, to refuse an env
+    the policy was not made for (e.g. other observation or action sizes)."""
 
     def reset(self, observations: np.ndarray, infos: dict[str, Any], env_indices: np.ndarray) -> None:
         """Start an episode in each of ``env_indices`` from its first observation (row-aligned).
 
         ``infos[key]`` stacks the reset info of those envs along axis 0 (e.g. ``infos["goal"]`` for
-        Maze2d, where a planner makes its one plan here)."""
+        Maze2d, where a planner makes its one plan here); ``infos["episode_seed"]`` holds the seed each
+        env was reset with (``seed + i`` for episode i)."""
         ...
 
     def act(self, observations: np.ndarray, env_indices: np.ndarray) -> np.ndarray:
@@ -113,6 +119,16 @@ def _check_arguments(n_episodes: int, seed: int, ref_scores: tuple[float, float]
         raise ValueError(f"ref_scores: expected (random_return, expert_return), got {ref_scores!r}")
 
 
+def _check_env(policy: BatchPolicy, env: gym.Env) -> None:
+    check = getattr(policy, "check_env", None)
+    if check is not None:
+        check(env)
+
+
+def _reset_infos(infos: Sequence[dict[str, Any]], episode_seeds: np.ndarray) -> dict[str, Any]:
+    return {**stack_infos(infos), "episode_seed": np.asarray(episode_seeds, dtype=np.int64)}
+
+
 def _describe(policy: BatchPolicy, description: str | None) -> str:
     return description or getattr(policy, "description", None) or type(policy).__qualname__
 
@@ -173,6 +189,7 @@ def evaluate(
     n_slots = int(min(n_episodes, max_parallel))
     envs = [make_env() for _ in range(n_slots)]
     try:
+        _check_env(policy, envs[0])
         limit = episode_limit(envs[0], max_episode_steps)
         seeds = seed + np.arange(n_episodes, dtype=np.int64)
         episode_rewards: list[np.ndarray] = [np.empty(0)] * n_episodes
@@ -187,19 +204,20 @@ def evaluate(
         def start_episodes(slots: np.ndarray) -> None:
             # reset each slot with the next pending episode's seed, then one batched policy.reset
             nonlocal next_episode, observations, policy_seconds
-            infos = []
+            infos, episode_seeds = [], []
             for slot in slots:
                 obs, info = _first_observation(envs[slot], int(seeds[next_episode]))
                 if observations is None:
                     observations = np.zeros((n_slots, *obs.shape), dtype=obs.dtype)
                 observations[slot] = obs
                 infos.append(info)
+                episode_seeds.append(seeds[next_episode])
                 episode_of_slot[slot] = next_episode
                 rewards_of_slot[slot] = []
                 next_episode += 1
             running[slots] = True
             t0 = time.perf_counter()
-            policy.reset(observations[slots], stack_infos(infos), slots)
+            policy.reset(observations[slots], _reset_infos(infos, episode_seeds), slots)
             policy_seconds += time.perf_counter() - t0
 
         # progress in episode-steps of budget: an early end advances by the unused steps
@@ -257,6 +275,7 @@ def evaluate_sequential(
     _check_arguments(n_episodes, seed, ref_scores)
     env = make_env()
     try:
+        _check_env(policy, env)
         limit = episode_limit(env, max_episode_steps)
         seeds = seed + np.arange(n_episodes, dtype=np.int64)
         index = np.zeros(1, dtype=np.int64)
@@ -267,7 +286,7 @@ def evaluate_sequential(
             for i in range(n_episodes):
                 obs, info = _first_observation(env, int(seeds[i]))
                 t0 = time.perf_counter()
-                policy.reset(obs[None], stack_infos([info]), index)
+                policy.reset(obs[None], _reset_infos([info], seeds[i: i + 1]), index)
                 policy_seconds += time.perf_counter() - t0
                 rewards, terminated = [], False
                 for _ in range(limit):

@@ -3,11 +3,17 @@
 Samplers: the student's one-step jump G(x_T, T, σ_min) (NFE 1), student chaining (NFE k), the teacher's Heun
 solver (2·(N−1) NFE on N levels), the DDIM baseline (NFE = steps). Normalization lives here, so `act` takes and
 returns environment units.
+
+Noise. A direct `plan(obs)` / `act_batch(obs)` call draws from the planner's one generator (seeded with `seed`):
+reproducible, but a row's noise depends on the rows before it and on earlier calls. Evaluation instead gives each
+episode its own generator (`episode_generator`, seeded from the planner's seed and the episode's reset seed) and
+passes one per row (`plan(obs, generators=...)`), so an episode's plans do not depend on which other episodes run
+beside it (docs/algorithm.md §6).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -22,7 +28,6 @@ from ..diffusion import (
     heun_nfe,
     karras_sigma,
     karras_sigmas,
-    multistep_sample,
     sample_ddim,
     sample_euler,
     sample_heun,
@@ -30,6 +35,48 @@ from ..diffusion import (
 from .core import PlanCore
 
 SAMPLERS = ("one_step", "multistep", "heun", "euler", "ddim")
+DEVICE_TYPES = ("cpu", "cuda", "mps")
+
+Noise = Callable[[int], torch.Tensor]  # batch size B → standard normal noise (B, H, Dx)
+
+
+def episode_generator(seed: int, episode_seed: int, device: str | torch.device = "cpu") -> torch.Generator:
+    """The noise generator of one episode: seeded from the planner's seed and the episode's reset seed (episode i of
+    an evaluation is reset with `--seed` + i, docs/algorithm.md §6), mixed by numpy's SeedSequence."""
+    state = np.random.SeedSequence([int(seed), int(episode_seed)]).generate_state(1, np.uint64)[0]
+    return torch.Generator(device).manual_seed(int(state))
+
+
+def check_device(device: str | torch.device) -> torch.device:
+    """The torch device named by `device`, refused (ValueError) when it is not one or is not available here."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"--device {device}: not a device; expected cpu, cuda, cuda:N or mps") from None
+    if dev.type not in DEVICE_TYPES:
+        raise ValueError(f"--device {device}: not supported; expected cpu, cuda, cuda:N or mps")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {device}: CUDA is not available on this machine (torch {torch.__version__}); "
+                         "use --device cpu")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+                         f"cuda:0 to cuda:{torch.cuda.device_count() - 1}")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"--device {device}: MPS is not available on this machine; use --device cpu")
+    return dev
+
+
+def check_finite_weights(art: Artifact) -> None:
+    """Refuse (ArtifactError, naming the file) a run whose network or normalizer holds NaN or inf values."""
+    files = [(art.path / f"{art.weights}.safetensors", art.net.state_dict().items())]
+    files.append((art.path / "normalizer.safetensors",
+                  [(f"{key}.{part}", torch.as_tensor(value))
+                   for key in art.normalizers for part, value in art.normalizers[key].state_dict().items()]))
+    for path, tensors in files:
+        for name, t in tensors:
+            if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                raise ArtifactError(f"{path}: tensor {name!r} holds NaN or inf values (did the training diverge?); "
+                                    "evaluate other weights (--weights) or retrain")
 
 
 def chain_sigmas(nfe: int, edm: EDMConfig) -> list[float]:
@@ -107,15 +154,31 @@ class Planner:
         self.denoiser = self.core.denoiser
         self.net = self.denoiser.net
         self.norm = art.normalizers
+        self.seed = seed
         self.generator = torch.Generator(self.device).manual_seed(seed)
         d = self.cfg.data
         self.horizon, self.n_obs_steps, self.x_key, self.cond_kind = d.horizon, d.n_obs_steps, d.x_key, d.cond
         self.x_dim = self.core.x_dim
         self.obs_dim, self.act_dim = art.obs_dim, art.act_dim
-        self.n_action_steps = n_action_steps or self.cfg.eval.n_action_steps
+        self.n_action_steps = self._checked_n_action_steps(n_action_steps)
         self.inverse_dynamics = None if inverse_dynamics is None else inverse_dynamics.net.to(self.device).eval()
         self._draw = self._resolve_sampler()
         self._on_cpu = self.device.type == "cpu"
+
+    def _checked_n_action_steps(self, given: int | None) -> int:
+        """Actions executed per plan: 1 up to the plan's actions from index To − 1 on (docs/algorithm.md §6.1)."""
+        if self.x_key != "actions":
+            if given is not None:
+                raise ValueError(f"{self.art.path}: --n-action-steps applies to action-sequence planners (MuJoCo); "
+                                 "this state planner (Maze2d) plans once per episode")
+            return self.cfg.eval.n_action_steps
+        n, source = (given, "--n-action-steps") if given is not None else (self.cfg.eval.n_action_steps,
+                                                                          "eval.n_action_steps")
+        most = self.horizon - self.n_obs_steps + 1
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= most:
+            raise ValueError(f"{source} must be between 1 and {most}, the actions of a plan from the first executed "
+                             f"one on (horizon {self.horizon}, To = {self.n_obs_steps}), got {n!r}")
+        return int(n)
 
     @property
     def nfe(self) -> int:
@@ -126,8 +189,10 @@ class Planner:
 
     # ------------------------------------------------------------------------------------------- samplers
 
-    def _resolve_sampler(self) -> Callable[[torch.Tensor], torch.Tensor]:
-        """The sampler as one function c → x̂ (B, H, Dx), its constants (noise scale, σ grid) computed once."""
+    def _resolve_sampler(self) -> Callable[[torch.Tensor, Noise], torch.Tensor]:
+        """The sampler as one function (c, noise) → x̂ (B, H, Dx), its constants (noise scale, σ grid) computed once.
+
+        Every random draw goes through `noise`, in a fixed order: x_T, then one draw per chaining level."""
         s, den = self.sampler, self.denoiser
         if s.name == "one_step":
             scale = float(den.edm.init_noise_scale)
@@ -141,30 +206,48 @@ class Planner:
         solver = sample_heun if s.name == "heun" else sample_euler
         return partial(self._ode, solver, grid, scale)
 
-    def _noise(self, cond: torch.Tensor) -> torch.Tensor:
-        return torch.randn((cond.shape[0], self.horizon, self.x_dim), generator=self.generator, device=self.device)
+    def _shared_noise(self, batch: int) -> torch.Tensor:
+        """Noise for the whole batch from the planner's one generator (direct calls)."""
+        return torch.randn((batch, self.horizon, self.x_dim), generator=self.generator, device=self.device)
 
-    def _one_step(self, scale: float | None, cond: torch.Tensor) -> torch.Tensor:
+    def _noise_per_row(self, generators: Sequence[torch.Generator], batch: int) -> Noise:
+        """Noise whose row b comes from generators[b] alone (evaluation: one generator per episode)."""
+        if len(generators) != batch:
+            raise ValueError(f"generators: expected one per row ({batch}), got {len(generators)}")
+        shape = (self.horizon, self.x_dim)
+
+        def noise(n: int) -> torch.Tensor:
+            return torch.stack([torch.randn(shape, generator=g, device=self.device) for g in generators])
+
+        return noise
+
+    def _one_step(self, scale: float | None, cond: torch.Tensor, noise: Noise) -> torch.Tensor:
         # x̂ = clamp(G_θ(s·x_T, σ_max, σ_min)), x_T ~ N(0, I), s = init_noise_scale  (§5); 1.0·x_T is x_T exactly
-        x_T = self._noise(cond)
+        x_T = noise(cond.shape[0])
         return self.denoiser.one_step(x_T if scale is None else scale * x_T, cond).clamp_(-1, 1)
 
-    def _multistep(self, sigmas: list[float], cond: torch.Tensor) -> torch.Tensor:
+    def _multistep(self, sigmas: list[float], cond: torch.Tensor, noise: Noise) -> torch.Tensor:
+        # CTM chaining (§5): x̂ = clamp(G_θ(s·x_T, σ_max, σ_min)), then for each τ: x̂ ← clamp(G_θ(x̂ + τε, τ, σ_min));
+        # the same operations as `diffusion.multistep_sample` (bitwise equal on one generator, tested)
+        den, edm, n = self.denoiser, self.denoiser.edm, cond.shape[0]
+        t = torch.full((n,), edm.sigma_max, device=self.device)
+        x = den.jump(edm.init_noise_scale * noise(n), t, torch.full_like(t, edm.sigma_min), cond).clamp(-1, 1)
+        for tau in sigmas:
+            t = torch.full((n,), float(tau), device=self.device)
+            x = den.jump(x + tau * noise(n), t, torch.full_like(t, edm.sigma_min), cond).clamp(-1, 1)
+        return x
+
+    def _ddim(self, cond: torch.Tensor, noise: Noise) -> torch.Tensor:
         den = self.denoiser
+        return sample_ddim(den.net, noise(cond.shape[0]), cond, den.ddpm, self.sampler.steps).clamp(-1, 1)
 
-        def jump(x, t, k):
-            return den.jump(x, t, k, cond)
-
-        shape = (cond.shape[0], self.horizon, self.x_dim)
-        return multistep_sample(jump, shape, sigmas, den.edm, self.generator, self.device)
-
-    def _ddim(self, cond: torch.Tensor) -> torch.Tensor:
-        den = self.denoiser
-        return sample_ddim(den.net, self._noise(cond), cond, den.ddpm, self.sampler.steps).clamp(-1, 1)
-
-    def _ode(self, solver: Callable, grid: torch.Tensor, scale: float, cond: torch.Tensor) -> torch.Tensor:
+    def _ode(self, solver: Callable, grid: torch.Tensor, scale: float, cond: torch.Tensor, noise: Noise
+             ) -> torch.Tensor:
         # D clamped to [−1, 1] inside (§3.6)
-        return solver(self.denoiser, scale * self._noise(cond), grid, extra_args={"cond": cond, "clamp": True})
+        return solver(self.denoiser, scale * noise(cond.shape[0]), grid, extra_args={"cond": cond, "clamp": True})
+
+    def _noise(self, generators: Sequence[torch.Generator] | None, batch: int) -> Noise:
+        return self._shared_noise if generators is None else self._noise_per_row(generators, batch)
 
     # ------------------------------------------------------------------------------------------- the calls
 
@@ -181,26 +264,32 @@ class Planner:
             return self._condition(np.asarray(obs_history), goal)
 
     @torch.no_grad()
-    def sample(self, cond: torch.Tensor) -> torch.Tensor:
-        """Normalized plans x̂ (B, H, Dx) for conditions (B, Dc), with this planner's sampler."""
-        return self._draw(cond)
+    def sample(self, cond: torch.Tensor, generators: Sequence[torch.Generator] | None = None) -> torch.Tensor:
+        """Normalized plans x̂ (B, H, Dx) for conditions (B, Dc), with this planner's sampler (noise as in `plan`)."""
+        return self._draw(cond, self._noise(generators, cond.shape[0]))
 
-    def plan(self, obs: np.ndarray, goal: np.ndarray | None = None) -> np.ndarray:
-        """Unnormalized plans (B, H, Dx) — action sequences (MuJoCo) or state sequences (Maze2d)."""
+    def plan(self, obs: np.ndarray, goal: np.ndarray | None = None,
+             generators: Sequence[torch.Generator] | None = None) -> np.ndarray:
+        """Unnormalized plans (B, H, Dx) — action sequences (MuJoCo) or state sequences (Maze2d).
+
+        Without `generators` the noise comes from the planner's one generator; with one generator per row, row b's
+        noise comes from generators[b] alone, so its plan does not depend on the other rows.
+        """
         obs = np.asarray(obs)
         single = obs.ndim == 1
         if single:
             obs = obs[None]
+        noise = self._noise(generators, obs.shape[0])
         with torch.inference_mode():
-            x = self.core.unnormalize(self._draw(self._condition(obs, goal)))
+            x = self.core.unnormalize(self._draw(self._condition(obs, goal), noise))
             out = (x if self._on_cpu else x.cpu()).numpy()
         return out[0] if single else out
 
-    def act_batch(self, obs: np.ndarray) -> np.ndarray:
+    def act_batch(self, obs: np.ndarray, generators: Sequence[torch.Generator] | None = None) -> np.ndarray:
         """Closed loop (docs/algorithm.md §6.1): the action at index To − 1 of each sampled action sequence."""
         if self.x_key != "actions":
             raise ValueError("act() needs an action-sequence planner; a state planner uses plan() + a controller")
-        return self.plan(obs)[:, self.n_obs_steps - 1]
+        return self.plan(obs, generators=generators)[:, self.n_obs_steps - 1]
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         """One action for one observation (h = 1) or an observation history (To, Do)."""
@@ -218,10 +307,14 @@ def load_planner(run_dir: str | Path, sampler: str = "auto", device: str = "cpu"
     files = {"last": "model", "ema": "ema", "best": "best/model"}
     if weights not in files:
         raise ValueError(f"weights must be one of {sorted(files)}, got {weights!r}")
+    check_device(device)
     art = load_artifact(run_dir, weights=files[weights])
     if art.stage not in ("teacher", "student"):
         raise ArtifactError(f"{run_dir}: a planner needs a teacher or student run, this is a {art.stage} run")
+    check_finite_weights(art)
     inv = load_artifact(inverse_dynamics, expect_stage="inverse_dynamics") if inverse_dynamics else None
+    if inv is not None:
+        check_finite_weights(inv)
     return Planner(art, sampler, device, seed, n_action_steps, inv)
 
 
@@ -237,25 +330,75 @@ class PlannerPolicy:
     history.
     State planners (Maze2d): plan once at reset from (s_0, goal), then follow the plan with the tracking
     controller or the inverse-dynamics model (docs/algorithm.md §6.2).
+
+    Noise: every episode draws from its own generator, `episode_generator(planner.seed, its reset seed)`, made at
+    its reset from `infos["episode_seed"]` (which `ractd.evaluate.evaluate` passes), so an episode's plans depend
+    on the run, the sampler, the seeds and the episode's index, never on the episodes beside it in the batch. A
+    reset without episode seeds (a hand-written loop) uses the planner's one generator.
+    A plan that is not finite stops the evaluation (ValueError) instead of scoring NaN returns.
     """
 
     def __init__(self, planner: Planner, controller: str = "tracking"):
         if controller not in ("tracking", "inverse_dynamics"):
             raise ValueError(f"controller must be 'tracking' or 'inverse_dynamics', got {controller!r}")
+        if controller != "tracking" and planner.x_key != "observations":
+            raise ValueError(f"{planner.art.path}: --controller {controller} applies to state planners (Maze2d); "
+                             "this run plans actions")
         if controller == "inverse_dynamics" and planner.inverse_dynamics is None:
             raise ValueError("controller='inverse_dynamics' needs a planner loaded with an inverse_dynamics run")
         self.planner, self.controller = planner, controller
         self.state: dict[int, dict[str, Any]] = {}
 
+    def check_env(self, env: Any) -> None:
+        """Refuse an env whose observation or action size differs from the run's (`evaluate` calls this first)."""
+        p = self.planner
+        obs_shape, act_shape = env.observation_space.shape, env.action_space.shape
+        if obs_shape != (p.obs_dim,) or act_shape != (p.act_dim,):
+            env_id = env.spec.id if env.spec is not None else type(env.unwrapped).__name__
+
+            def size(shape: tuple[int, ...] | None) -> Any:
+                return shape[0] if shape is not None and len(shape) == 1 else shape
+
+            raise ArtifactError(f"{p.art.path}: the run was trained with obs_dim={p.obs_dim}, act_dim={p.act_dim}, "
+                                f"but the env {env_id} (task {p.cfg.task}) has obs_dim={size(obs_shape)}, "
+                                f"act_dim={size(act_shape)}")
+
     def reset(self, observations: np.ndarray, infos: dict[str, Any], env_indices: np.ndarray) -> None:
         p = self.planner
+        seeds = infos.get("episode_seed")
         for k, i in enumerate(env_indices):
-            self.state[int(i)] = {"history": [observations[k]] * p.n_obs_steps, "t": 0, "queue": []}
+            seed = None if seeds is None else int(seeds[k])
+            self.state[int(i)] = {"history": [observations[k]] * p.n_obs_steps, "t": 0, "queue": [],
+                                  "episode_seed": seed,
+                                  "generator": None if seed is None else episode_generator(p.seed, seed, p.device)}
         if p.x_key == "observations":
             goals = np.asarray(infos["goal"]) if "goal" in infos else None
-            plans = p.plan(observations, goals)
+            plans = self._plan(observations, goals, env_indices)
             for k, i in enumerate(env_indices):
                 self.state[int(i)]["plan"] = plans[k]
+
+    def _plan(self, obs: np.ndarray, goal: np.ndarray | None, env_indices: np.ndarray) -> np.ndarray:
+        """One batched plan for the episodes in `env_indices`, each row's noise from its episode's generator."""
+        p = self.planner
+        states = [self.state[int(i)] for i in env_indices]
+        generators = [st["generator"] for st in states]
+        if all(g is None for g in generators):
+            plans = p.plan(obs, goal)
+        elif any(g is None for g in generators):
+            raise ValueError("PlannerPolicy: some episodes of this batch were reset with infos['episode_seed'] and "
+                             "some without; give it to every reset (ractd.evaluate does) or to none")
+        else:
+            plans = p.plan(obs, goal, generators=generators)
+        finite = np.isfinite(plans.reshape(len(plans), -1)).all(axis=1)
+        if not finite.all():
+            k = int(np.flatnonzero(~finite)[0])
+            seed = states[k]["episode_seed"]
+            episode = f"env slot {int(env_indices[k])}" if seed is None else f"the episode reset with seed {seed}"
+            cause = ("its observation is not finite either" if not np.isfinite(obs[k]).all()
+                     else "from a finite observation")
+            raise ValueError(f"{p.art.path}: the {p.sampler.name} plan for {episode} holds NaN or inf values "
+                             f"({cause}); refusing to score it")
+        return plans
 
     def _follow(self, obs: np.ndarray, env_indices: np.ndarray) -> np.ndarray:
         p = self.planner
@@ -292,7 +435,7 @@ class PlannerPolicy:
                 need.append(k)
         if need:  # one batched network call for every env whose action queue is empty
             hist = np.stack([np.stack(self.state[int(env_indices[k])]["history"]) for k in need])
-            plans = p.plan(hist)
+            plans = self._plan(hist, None, np.asarray(env_indices)[need])
             first = p.n_obs_steps - 1
             for row, k in enumerate(need):
                 self.state[int(env_indices[k])]["queue"] = list(plans[row, first: first + p.n_action_steps])
