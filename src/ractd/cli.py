@@ -112,30 +112,38 @@ def eval_command(
                                             "code's Σ_t max_{τ≤t} r_τ metric (MuJoCo; docs/algorithm.md §8 item 1)."),
     n_action_steps: int | None = typer.Option(None, "--n-action-steps", help="Closed loop: actions per plan."),
     weights: str = typer.Option("last", "--weights", help="last | ema | best (online model selection, best/)."),
-    out: Path | None = typer.Option(None, "--out", help="Result JSON (default: RUN/eval-SAMPLER-seedS.json)."),
+    out: Path | None = typer.Option(None, "--out", help="Result JSON (default: RUN/eval-WEIGHTS-SAMPLERSTEPS-"
+                                    "nEPISODES-seedSEED.json, with the controller after the sampler for Maze2d)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing result file."),
     max_parallel: int = typer.Option(100, "--max-parallel"),
-    device: str = typer.Option("cpu", "--device"),
+    device: str = typer.Option("cpu", "--device", help="cpu | cuda | cuda:N | mps"),
     threads: int = typer.Option(1, "--threads"),
 ) -> None:
-    """Seeded, vectorized evaluation: true return Σ r_t, D4RL normalized score ×100, mean ± SE."""
+    """Seeded, vectorized evaluation: true return Σ r_t, D4RL normalized score ×100, mean ± SE.
+
+    Episode i is reset with seed + i and draws its planner noise from its own generator, so its result does not
+    depend on --episodes or --max-parallel (up to float rounding of batched network calls)."""
     _threads(threads)
     from .envs import get_task, make_env
-    from .evaluate import evaluate
+    from .evaluate import check_result_path, evaluate, result_file_name
     from .planning import PlannerPolicy, load_planner
 
     try:
         inv = inverse_dynamics or (run.parent / "inverse_dynamics")
         inv = inv if (inv / "model.safetensors").exists() else None
         planner = load_planner(run, sampler, device, seed, n_action_steps, inv, weights)
+        state_planner = planner.x_key == "observations"  # Maze2d: the controller decides the actions
+        path = out or run / result_file_name(weights, planner.sampler.name, planner.sampler.steps, episodes, seed,
+                                             controller if state_planner else None)
+        check_result_path(path, overwrite)  # before the evaluation, not after it
         task = get_task(planner.cfg.task)
         refs = (task.ref_min_score, task.ref_max_score) if task.has_reference_scores else None
         result = evaluate(PlannerPolicy(planner, controller), lambda: make_env(task), episodes, seed=seed,
                           ref_scores=refs, legacy_running_max=legacy_running_max, max_parallel=max_parallel,
                           description=planner.describe())
+        result.to_json(path)
     except USER_ERRORS as e:
         _fail(e)
-    path = out or run / f"eval-{weights}-{planner.sampler.name}{planner.sampler.steps}-{controller}-seed{seed}.json"
-    result.to_json(path)
     console.print(result.summary())
     console.print(f"wrote {path}")
 

@@ -7,7 +7,13 @@ from ractd.evaluate.metrics import (
     normalized_score,
     running_max_return,
 )
-from ractd.evaluate.results import CheckpointEntry, EvalResult, TopKCheckpoints
+from ractd.evaluate.results import (
+    CheckpointEntry,
+    EvalResult,
+    TopKCheckpoints,
+    check_result_path,
+    result_file_name,
+)
 from ractd.evaluate.rollout import BatchPolicy, EnvFactory, evaluate, evaluate_sequential, stack_infos
 
 __all__ = [
@@ -16,11 +22,13 @@ __all__ = [
     "EnvFactory",
     "EvalResult",
     "TopKCheckpoints",
+    "check_result_path",
     "episode_return",
     "evaluate",
     "evaluate_sequential",
     "mean_and_standard_error",
     "normalized_score",
+    "result_file_name",
     "running_max_return",
     "stack_infos",
 ]

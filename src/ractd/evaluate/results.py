@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -22,6 +23,34 @@ TOPK_FORMAT = "ractd.topk_checkpoints"
 def _finite_or_none(x: float) -> float | None:
     """JSON has no NaN: a missing statistic (e.g. the SE of one episode) is written as null."""
     return x if math.isfinite(x) else None
+
+
+def result_file_name(weights: str, sampler: str, steps: int, episodes: int, seed: int,
+                     controller: str | None = None) -> str:
+    """The default name of a result file: what produced it (weights, sampler and its steps, and the controller of a
+    Maze2d state planner) and on which episodes (how many, from which seed), e.g. eval-last-one_step1-n100-seed0.json.
+    """
+    parts = ["eval", weights.replace("/", "_"), f"{sampler}{steps}", *([controller] if controller else []),
+             f"n{episodes}", f"seed{seed}"]
+    return "-".join(parts) + ".json"
+
+
+def check_result_path(path: str | os.PathLike, overwrite: bool = False) -> None:
+    """Refuse a result path before the evaluation runs: one that holds a file already (unless `overwrite`), a
+    folder, or one that cannot be written (a file is created there and removed to find out)."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path}: is a folder; give --out a file name such as {path / 'eval.json'}")
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path}: a result file is already there; pass --overwrite to replace it, or --out to "
+                              "write elsewhere")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=path.parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise OSError(f"{path}: cannot write the result there ({e.strerror or e}); choose another --out") from None
 
 
 @dataclass
