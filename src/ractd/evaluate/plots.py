@@ -20,12 +20,14 @@ from ractd.io import atomic_path
 CurveSource = str | os.PathLike | Mapping[str, Any]
 
 
-def _save(fig: Any, path: str | os.PathLike, dpi: int) -> Path:
+def save_figure(fig: Any, path: str | os.PathLike, dpi: int, tight: bool = True) -> Path:
+    """Write a Figure as PNG atomically. ``tight`` crops to the drawn content; without it the image is exactly
+    the figure's size × dpi pixels (figures drawn with a constrained layout)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     FigureCanvasAgg(fig)
     with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
+        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight" if tight else None)
     return Path(path)
 
 
@@ -64,7 +66,7 @@ def plot_return_histograms(
     if title:
         ax.set_title(title)
     ax.legend(frameon=False, title="run (n episodes, mean ± SE)", alignment="left")
-    return _save(fig, path, dpi)
+    return save_figure(fig, path, dpi)
 
 
 def read_curve_csv(path: str | os.PathLike) -> dict[str, np.ndarray]:
@@ -145,8 +147,7 @@ def plot_learning_curves(
         axes[0].legend(frameon=False)
     if title:
         axes[0].set_title(title)
-    return _save(fig, path, dpi)
-
+    return save_figure(fig, path, dpi)
 
 
 def _labels(sources: Sequence[CurveSource]) -> list[str]:
