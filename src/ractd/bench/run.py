@@ -124,15 +124,19 @@ def benchmark_networks(configs: Mapping[str, RunConfig], batch_sizes: Sequence[i
 def bench_command(run_root: str | Path, out: str | Path | None = None, batch_sizes: Sequence[int] = (1, 100),
                   device: str = "cpu", threads: int | None = 1, heun_levels: int | None = None,
                   repeats: int = 100, progress: bool = True, console: Any = None) -> dict[str, Any]:
-    """`ractd bench RUN_ROOT`: benchmark, write JSON (default RUN_ROOT/bench.json), print the table and the summary
-    lines to `console` (a rich Console; default: stdout, at least 130 columns wide), return the result."""
+    """`ractd bench RUN_ROOT`: benchmark, write JSON (default RUN_ROOT/bench.json) and its bar chart next to it (the
+    same name, .png), print the table, the summary lines and both paths to `console` (a rich Console; default:
+    stdout, at least 130 columns wide), return the result."""
     from rich.console import Console
+
+    from ..evaluate.figures import plot_latency
 
     out = Path(out) if out is not None else Path(run_root) / "bench.json"
     result = benchmark_latency(run_root, batch_sizes, repeats=repeats, device=device, progress=progress, out=out,
                                heun_levels=heun_levels, threads=threads)
     console = console or Console(width=max(Console().width, 130))
     console.print(latency_table(result))
-    for line in [*summary_lines(result), f"wrote {out}"]:
+    chart = plot_latency(result, out.with_suffix(".png"), source=str(out))
+    for line in [*summary_lines(result), f"wrote {out}", f"wrote {chart} (ms per action per case, log scale)"]:
         console.print(line)
     return result
