@@ -12,10 +12,12 @@ import typer
 from rich.console import Console
 
 from .commands.data import app as data_app
+from .commands.plot import app as plot_app
 
 app = typer.Typer(help="ractd: one-step diffusion planning for offline RL (RACTD).", no_args_is_help=True,
                   pretty_exceptions_show_locals=False)
 app.add_typer(data_app, name="data")
+app.add_typer(plot_app, name="plot")
 train_app = typer.Typer(help="Train a stage: teacher, reward, student, inverse-dynamics.", no_args_is_help=True)
 app.add_typer(train_app, name="train")
 console = Console(soft_wrap=True, highlight=False)
