@@ -13,6 +13,7 @@ from rich.console import Console
 
 from .commands.data import app as data_app
 from .commands.plot import app as plot_app
+from .commands.runs import runs as runs_command
 
 app = typer.Typer(help="ractd: one-step diffusion planning for offline RL (RACTD).", no_args_is_help=True,
                   pretty_exceptions_show_locals=False)
@@ -241,6 +242,9 @@ def config(
         console.print_json(json.dumps(resolve_config(task, size, overrides).to_dict()))
     except USER_ERRORS as e:
         _fail(e)
+
+
+app.command("runs")(runs_command)
 
 
 def main() -> None:
