@@ -74,9 +74,10 @@ def run_quickstart(task: str = "maze2d-umaze", out: str | Path = "results/quicks
     """Run (or resume) the quickstart; returns the table rows and writes `out/results.json`, plots and runs."""
     from rich.console import Console
 
+    from .data.returns import normalized_score
     from .envs import get_task, make_env
     from .evaluate import evaluate
-    from .evaluate.plots import plot_learning_curves, plot_return_histograms
+    from .evaluate.figures import plot_loss_panels, plot_score_rows
     from .planning import PlannerPolicy, load_planner
     from .presets import resolve_config
     from .stages import train_stage
@@ -168,9 +169,12 @@ def run_quickstart(task: str = "maze2d-umaze", out: str | Path = "results/quicks
     for row in result.rows:
         row["speedup_vs_teacher"] = teacher_ms / row["ms_per_action"] if teacher_ms else None
 
-    plot_return_histograms(returns, out / "returns.png", title=f"{task}: episode returns ({episodes} seeds)")
-    curves = {n: runs / n / "train.csv" for n in ("teacher", "ctd", "student") if (runs / n / "train.csv").exists()}
-    plot_learning_curves(curves, ["loss"], out / "learning_curves.png")
+    scores = {label: normalized_score(r, *refs) for label, r in returns.items()} if refs else returns
+    plot_score_rows(scores, out / "returns.png", normalized=refs is not None,
+                    title=f"{task}: {episodes} seeded episodes per method")
+    curves = {n: runs / n / "train.csv" for n in ("teacher", "reward", "ctd", "student")
+              if (runs / n / "train.csv").exists()}
+    plot_loss_panels(curves, out / "learning_curves.png", title=f"{task}: training losses per optimizer step")
     result.total_seconds = time.perf_counter() - t0
     write_json(out / "results.json", {"task": task, "size": size, "seed": seed, "episodes": episodes,
                                       "dataset_steps": steps, "rows": result.rows,
