@@ -8,7 +8,10 @@ is a generic task with the gym spec's episode length and no reference scores.
 
 from __future__ import annotations
 
+import difflib
+import functools
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -116,13 +119,29 @@ def get_task(name: str | TaskSpec) -> TaskSpec:
     if key in gym.registry:
         return _generic_task(key)
     raise KeyError(
-        f"unknown task {name!r}: expected one of {', '.join(task_names())} "
+        f"unknown task {name!r}{did_you_mean(name)}: expected one of {', '.join(task_names())} "
         "(D4RL '-vN' suffixes accepted) or a registered gymnasium env id such as 'Hopper-v5'"
     )
 
 
+def is_known_task(name: str) -> bool:
+    """Whether `get_task(name)` finds the task, without building an environment."""
+    key = name.strip()
+    return key.lower() in TASKS or _D4RL_VERSION.sub("", key.lower()) in TASKS or key in gym.registry
+
+
+def did_you_mean(name: str, extra: Iterable[str] = ()) -> str:
+    """" (did you mean 'x'?)" with the task name or gymnasium id (or one of the `extra` names) closest to `name`,
+    or "" when none is close."""
+    candidates = {c.lower(): c for c in (*task_names(), *gym.registry, *extra)}
+    close = difflib.get_close_matches(name.strip().lower(), list(candidates), n=1, cutoff=0.75)
+    return f" (did you mean {candidates[close[0]]!r}?)" if close else ""
+
+
+@functools.cache
 def _generic_task(env_id: str) -> TaskSpec:
-    """A plain gymnasium env as a locomotion-style task: no reference scores, episode length from its spec."""
+    """A plain gymnasium env as a locomotion-style task: no reference scores, episode length from its spec.
+    Built once per process (the spaces come from one throwaway environment)."""
     spec = gym.spec(env_id)
     env = gym.make(env_id)
     try:

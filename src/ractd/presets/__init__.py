@@ -115,11 +115,26 @@ def generic_preset(task: str, size: str = "cpu", dataset: str = "", preset_dirs:
     return _build(path, task, size, dataset)
 
 
+def check_task(task: str, preset_dirs: PresetDirs = None) -> None:
+    """Refuse a task that is neither a preset nor a task the registry knows (`ractd.envs`: the paper's tasks with
+    every dataset level, D4RL '-vN' names, registered gymnasium ids), suggesting the closest name."""
+    from ..envs.registry import did_you_mean, is_known_task
+
+    if preset_file(task, preset_dirs) is not None or is_known_task(task):
+        return
+    raise ValueError(f"unknown task {task!r}{did_you_mean(task, task_names(preset_dirs))}: a task is a preset "
+                     f"({', '.join(task_names(preset_dirs))}), another dataset level such as hopper-random, or a "
+                     "registered gymnasium env id such as Hopper-v5")
+
+
 def resolve_config(task: str, size: str = "cpu", overrides: list[str] | None = None,
                    config_file: str | None = None, preset_dirs: PresetDirs = None,
                    inherited: dict | None = None) -> RunConfig:
     """Preset → `inherited` (settings taken from an earlier stage's run, e.g. the teacher's network and EDM
-    constants for its student) → optional JSON config file → command-line overrides, validated at every layer."""
+    constants for its student) → optional JSON config file → command-line overrides, validated at every layer.
+    An unknown task is refused (`check_task`)."""
+    _check_size(size)
+    check_task(task, preset_dirs)
     cfg = preset(task, size, preset_dirs)
     if inherited:
         cfg = apply_overrides(cfg, None, inherited)
@@ -135,5 +150,5 @@ def resolve_config(task: str, size: str = "cpu", overrides: list[str] | None = N
 # The shipped tasks (docs/presets.md), whatever $RACTD_PRESET_PATH says; `task_names()` includes added ones.
 TASKS = sorted(p.stem for p in PACKAGE_DIR.glob("*.json") if p.stem != GENERIC)
 
-__all__ = ["GENERIC", "PACKAGE_DIR", "PRESET_PATH_ENV", "SIZES", "TASKS", "generic_preset", "preset",
+__all__ = ["GENERIC", "PACKAGE_DIR", "PRESET_PATH_ENV", "SIZES", "TASKS", "check_task", "generic_preset", "preset",
            "preset_file", "read_preset_file", "resolve_config", "search_path", "task_names"]
