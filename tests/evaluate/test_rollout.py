@@ -151,3 +151,36 @@ def test_the_progress_bar_shows_episodes_done_and_changes_no_result(capsys):
     for r in (shown, sequential):
         np.testing.assert_array_equal(r.returns, quiet.returns)
         np.testing.assert_array_equal(r.legacy_returns, quiet.legacy_returns)
+
+
+def test_the_policy_is_told_each_episodes_seed_and_may_refuse_the_env():
+    """infos["episode_seed"] at a reset is the seed each env was reset with (seed + i), refills included; a
+    policy's optional check_env sees the env before any episode starts."""
+    class SeedPolicy(ZeroPolicy):
+        def __init__(self):
+            super().__init__()
+            self.episode_seeds: list[int] = []
+            self.checked: list[gym.Env] = []
+
+        def check_env(self, env):
+            self.checked.append(env)
+
+        def reset(self, observations, infos, env_indices):
+            super().reset(observations, infos, env_indices)
+            self.episode_seeds.extend(int(s) for s in infos["episode_seed"])
+
+    for run in (lambda p: evaluate(p, CountdownEnv, 7, seed=5, max_episode_steps=20, max_parallel=3, progress=False),
+                lambda p: evaluate_sequential(p, CountdownEnv, 7, seed=5, max_episode_steps=20, progress=False)):
+        policy = SeedPolicy()
+        run(policy)
+        assert policy.episode_seeds == list(range(5, 12)) and len(policy.checked) == 1
+
+    class Refusing(ZeroPolicy):
+        def check_env(self, env):
+            raise ValueError("not my env")
+
+        def reset(self, observations, infos, env_indices):
+            raise AssertionError("an episode started")
+
+    with pytest.raises(ValueError, match="not my env"):
+        evaluate(Refusing(), CountdownEnv, 2, max_episode_steps=5, progress=False)

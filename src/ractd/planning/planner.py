@@ -68,15 +68,15 @@ def check_device(device: str | torch.device) -> torch.device:
 
 def check_finite_weights(art: Artifact) -> None:
     """Refuse (ArtifactError, naming the file) a run whose network or normalizer holds NaN or inf values."""
-    files = [(art.path / f"{art.weights}.safetensors", art.net.state_dict().items())]
-    files.append((art.path / "normalizer.safetensors",
-                  [(f"{key}.{part}", torch.as_tensor(value))
-                   for key in art.normalizers for part, value in art.normalizers[key].state_dict().items()]))
-    for path, tensors in files:
+    normalizers = [(f"{key}.{part}", torch.as_tensor(value))
+                   for key in art.normalizers for part, value in art.normalizers[key].state_dict().items()]
+    files = [(art.path / f"{art.weights}.safetensors", art.net.state_dict().items(),
+              "did the training diverge?); evaluate other weights (--weights) or retrain"),
+             (art.path / "normalizer.safetensors", normalizers, "a non-finite value in the dataset?); retrain")]
+    for path, tensors, remedy in files:
         for name, t in tensors:
             if t.is_floating_point() and not bool(torch.isfinite(t).all()):
-                raise ArtifactError(f"{path}: tensor {name!r} holds NaN or inf values (did the training diverge?); "
-                                    "evaluate other weights (--weights) or retrain")
+                raise ArtifactError(f"{path}: tensor {name!r} holds NaN or inf values ({remedy}")
 
 
 def chain_sigmas(nfe: int, edm: EDMConfig) -> list[float]:
