@@ -96,7 +96,7 @@ def _dataset_row(name: str, refs: tuple[float, float] | None, normalized: bool) 
     task = get_task(name) if is_known_task(name) else None  # None: a file path or a Minari id
     label = f"dataset episodes: {name}"
     if task is not None and task.kind == "maze2d":
-        label += " (goal-to-goal segments, shorter than an evaluation episode)"
+        label += " (goal-to-goal segments)"
     if not normalized:
         return returns, label
     if refs is None:

@@ -56,21 +56,22 @@ def loss_terms(columns: Sequence[Mapping[str, np.ndarray]]) -> list[str]:
 
 
 def _log_scale(ax: Any) -> None:
-    """A logarithmic y axis labelled with plain numbers (0.3, 1, 20); one spanning less than a decade labels every
-    multiple of its power of ten and is widened to at least a factor of 4, so it always has labelled ticks."""
+    """A logarithmic y axis labelled with plain numbers (0.3, 1, 20). Below two decades the multiples 2 and 5 (and 3,
+    below one decade) are labelled too; a range under a factor of 4 is widened to that, so labels always show."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     ax.set_yscale("log")
     plain = FuncFormatter(lambda value, _: f"{value:.3g}")
     ax.yaxis.set_major_formatter(plain)
     low, high = ax.get_ylim()
-    if high / low >= 10:
-        ax.yaxis.set_minor_formatter(NullFormatter())
-        return
     if high / low < 4:
         middle = math.sqrt(low * high)
-        ax.set_ylim(middle / 2, middle * 2)
-    ax.yaxis.set_minor_locator(LogLocator(subs=(2, 3, 5)))
+        low, high = middle / 2, middle * 2
+        ax.set_ylim(low, high)
+    if high / low >= 100:
+        ax.yaxis.set_minor_formatter(NullFormatter())
+        return
+    ax.yaxis.set_minor_locator(LogLocator(subs=(2, 5) if high / low >= 10 else (2, 3, 5)))
     ax.yaxis.set_minor_formatter(plain)
 
 
