@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +62,47 @@ def prepare_data(cfg: RunConfig) -> PreparedData:
     return PreparedData(ds, np.asarray(rtg, dtype=np.float32), norms, ds.obs_dim, ds.act_dim)
 
 
+def check_dataset_fits_task(cfg: RunConfig, prep: PreparedData) -> None:
+    """Refuse a dataset whose observation or action size is not the task environment's (a planner trained on it
+    could never act in that environment). A task the registry does not know (a user's preset) is not checked."""
+    from .envs import get_task
+
+    try:
+        task = get_task(cfg.task)
+    except KeyError:
+        return
+    if (prep.obs_dim, prep.act_dim) != (task.obs_dim, task.act_dim):
+        raise ValueError(
+            f"dataset {cfg.data.dataset}: observations of size {prep.obs_dim} and actions of size {prep.act_dim}, "
+            f"but task {cfg.task}{'' if task.env_id == cfg.task else f' ({task.env_id})'} has an observation space "
+            f"of size {task.obs_dim} and an action "
+            f"space of size {task.act_dim}; pass this task's dataset with --dataset, or this dataset's task with "
+            "--task"
+        )
+
+
+def warn_dropped_episodes(cfg: RunConfig, prep: PreparedData, spec: WindowSpec, episodes: np.ndarray,
+                          n_windows: int) -> None:
+    """One warning when half or more of the training episodes are shorter than the window and so give no
+    training window (docs/algorithm.md §1.4): the model then learns from a few long episodes only. A few short
+    episodes (a random policy's falls) are normal and not reported."""
+    lengths = prep.dataset.episode_lengths[episodes]
+    short = int(np.sum(lengths < spec.horizon))
+    if not lengths.size or 2 * short < lengths.size:
+        return
+    levels = len(cfg.teacher.unet.down_dims)
+    multiple = 2 ** (levels - 1)
+    median = int(np.median(lengths))
+    suggestion = max(multiple, median // multiple * multiple, -(-cfg.data.n_obs_steps // multiple) * multiple)
+    dropped_steps = int(lengths[lengths < spec.horizon].sum())
+    hint = (f"set a shorter data.horizon, e.g. --set data.horizon={suggestion} (a multiple of {multiple} no longer "
+            "than the median episode)" if suggestion < spec.horizon else "use a dataset with longer episodes")
+    warnings.warn(
+        f"{cfg.data.dataset}: {short} of {lengths.size} training episodes ({dropped_steps} steps) are shorter than "
+        f"the horizon of {spec.horizon} steps and give no training window; training uses {n_windows} windows "
+        f"from the other {lengths.size - short} episodes; {hint}", UserWarning, stacklevel=3)
+
+
 class EpochSubset:
     """A BatchSource showing a fixed random subset of `n` items of `source` (cpu presets on large datasets)."""
 
@@ -78,12 +120,14 @@ class EpochSubset:
 def stage_windows(cfg: RunConfig, prep: PreparedData, stage: str) -> tuple[Any, Any | None]:
     """(train, validation) BatchSources of the stage: what x is, what conditions it, which episodes."""
     d = cfg.data
+    uses_data_horizon = False
     if stage == "reward" and cfg.reward.input == "action_obs":
         spec = WindowSpec(horizon=1, n_obs_steps=1, x_key="actions", cond="history")
     elif stage == "inverse_dynamics":
         spec = WindowSpec(horizon=2, n_obs_steps=2, x_key="actions", cond="history")
     else:
         spec = WindowSpec(horizon=d.horizon, n_obs_steps=d.n_obs_steps, x_key=d.x_key, cond=d.cond)
+        uses_data_horizon = True
     val_ratio = cfg.reward.val_ratio if stage == "reward" else 0.0
     n_ep = prep.dataset.num_episodes
     if val_ratio > 0 and n_ep > 1:
@@ -94,6 +138,8 @@ def stage_windows(cfg: RunConfig, prep: PreparedData, stage: str) -> tuple[Any, 
     val = None if val_ep is None else WindowDataset(prep.dataset, spec, prep.normalizers, val_ep, rtg=prep.rtg)
     if len(train) == 0:
         raise ValueError(f"{d.dataset}: no training window of horizon {spec.horizon} (episodes too short?)")
+    if uses_data_horizon:  # the reward model (actions) and inverse dynamics use fixed short windows
+        warn_dropped_episodes(cfg, prep, spec, train_ep, len(train))
     if d.windows_per_epoch:
         train = EpochSubset(train, d.windows_per_epoch, seed=cfg.seed)
         val = None if val is None else EpochSubset(val, max(1, d.windows_per_epoch // 10), seed=cfg.seed)
