@@ -1,14 +1,17 @@
 """The training stages: teacher, reward model, student, inverse dynamics — each one `train_stage` call.
 
 The top layer of the package: it joins data preparation (`ractd.prepare`), the artifact format
-(`ractd.artifact`), the objectives and the one training loop (`ractd.train`), and online model selection.
+(`ractd.artifact`), the run folder's rules (`ractd.runfolder`), the objectives and the one training loop
+(`ractd.train`), and online model selection. `prepare_stage` does every check and writes nothing;
+`StageRun.train` writes.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -25,18 +28,12 @@ from .artifact import (
     write_stage_header,
 )
 from .config import RunConfig
-from .prepare import PreparedData, prepare_data, stage_windows
+from .prepare import PreparedData, check_dataset_fits_task, prepare_data, stage_windows
+from .runfolder import RunFolder, clear_run_folder, differing_fields, plan_run_folder
 from .schema import to_dict
 
-
-def differing_fields(here: Any, there: Any, prefix: str) -> list[str]:
-    """Dotted paths where two JSON-like trees differ, with both values (for one readable error line)."""
-    if isinstance(here, dict) and isinstance(there, dict):
-        out = []
-        for key in sorted(set(here) | set(there)):
-            out += differing_fields(here.get(key), there.get(key), f"{prefix}.{key}")
-        return out
-    return [] if here == there else [f"{prefix} = {here!r} here, {there!r} in the teacher run"]
+if TYPE_CHECKING:
+    from .evaluate.results import TopKCheckpoints
 
 
 def teacher_settings(run_root: str | Path, teacher_run: str = "teacher") -> dict[str, Any] | None:
@@ -64,18 +61,77 @@ def check_same_teacher(cfg: RunConfig, teacher: Artifact) -> None:
     ours = {"kind": cfg.teacher.kind, "unet": to_dict(cfg.teacher.unet), "edm": to_dict(cfg.teacher.edm)}
     theirs = {"kind": teacher.config.teacher.kind, "unet": to_dict(teacher.config.teacher.unet),
               "edm": to_dict(teacher.denoiser.edm)}
-    diff = differing_fields(ours, theirs, "teacher")
+    diff = differing_fields(ours, theirs, "teacher", "the teacher run")
     if diff:
         raise ArtifactError(f"{teacher.path}: the student's teacher settings differ from the teacher run's "
                             f"({'; '.join(diff)}); the student uses the teacher run's settings — drop the "
                             f"override, or retrain the teacher with it")
 
 
-def train_stage(cfg: RunConfig, stage: str, run_root: str | Path, name: str | None = None,
-                progress: bool = True, resume: bool = True, callbacks: tuple = ()) -> Path:
-    """Train one stage of `cfg` into `run_root/<name or stage>` and return that folder."""
+def check_device(device: str) -> None:
+    """Refuse a device this machine does not have, before anything is loaded or written."""
+    import re
+
+    if device == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise ValueError("device 'mps' is not available on this machine (torch.backends.mps.is_available() is "
+                         "False); train with --device cpu")
+    m = re.fullmatch(r"cuda(?::(\d+))?", device)
+    if m and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} is not available on this machine (torch.cuda.is_available() is "
+                         "False); train with --device cpu")
+    if m and m.group(1) is not None and int(m.group(1)) >= torch.cuda.device_count():
+        raise ValueError(f"device {device!r} is not available on this machine (it has "
+                         f"{torch.cuda.device_count()} CUDA device(s)); train with --device cuda:0 or --device cpu")
+
+
+@dataclass
+class StageRun:
+    """One stage, checked and ready to train into `folder.path`; nothing has been written yet.
+
+    Built by `prepare_stage`. `folder.action` says what `train()` does: "start" (deleting the old run's files
+    first on a `--restart`), "resume", or, for "finished", nothing at all.
+    """
+
+    folder: RunFolder
+    header: dict[str, Any]
+    prep: PreparedData
+    objective: Any = None
+    loop_cfg: Any = None
+    train_src: Any = None
+    val_src: Any = None
+    callbacks: tuple = ()
+    meta: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def run_dir(self) -> Path:
+        return self.folder.path
+
+    @property
+    def finished(self) -> bool:
+        return self.folder.action == "finished"
+
+    def train(self, progress: bool = True) -> Path:
+        """Write the folder's header and normalizer, then train (or resume); a finished run is left as it is."""
+        from .train import train
+
+        if self.finished:
+            return self.run_dir
+        if self.folder.clears_old_run:
+            clear_run_folder(self.run_dir)
+        write_stage_header(self.run_dir, self.header, self.prep.normalizers)
+        train(self.objective, self.train_src, self.loop_cfg, self.run_dir, val_data=self.val_src,
+              resume=self.folder.action == "resume", progress=progress, callbacks=list(self.callbacks),
+              run_meta=self.meta)
+        return self.run_dir
+
+
+def prepare_stage(cfg: RunConfig, stage: str, run_root: str | Path, name: str | None = None, resume: bool = True,
+                  callbacks: tuple = ()) -> StageRun:
+    """Every check of a training run, reading only: the device, the dataset against the task, the frozen runs the
+    stage uses, the training windows, and last the run folder against the run already in it (`ractd.runfolder`).
+    Returns the run ready to train (a finished one as soon as that is known); raises (one line, a ValueError) on
+    the first problem."""
     from .nn import count_parameters, insert_zero_time_columns
-    from .train import train
     from .train.objectives import (
         InverseDynamicsObjective,
         RewardObjective,
@@ -85,16 +141,23 @@ def train_stage(cfg: RunConfig, stage: str, run_root: str | Path, name: str | No
 
     if stage not in STAGES:
         raise ValueError(f"unknown stage {stage!r}; expected one of {STAGES}")
+    check_device(cfg.device)
     run_root = Path(run_root)
     run_dir = run_root / (name or stage)
     torch.manual_seed(cfg.seed)
     prep = prepare_data(cfg)
+    check_dataset_fits_task(cfg, prep)
+    header = stage_header(cfg, stage, prep.obs_dim, prep.act_dim, prep.dataset.fingerprint())
+    folder = plan_run_folder(run_dir, header, resume)
+    if folder.action == "finished":  # nothing to do: the frozen runs it was trained from are not needed
+        return StageRun(folder, header, prep)
+
     net = build_network(cfg, stage, prep.obs_dim, prep.act_dim)
     section = {"teacher": cfg.teacher, "reward": cfg.reward, "student": cfg.student,
                "inverse_dynamics": cfg.inverse_dynamics}[stage]
     loop_cfg = section.train  # RunConfig gives every stage the run's seed and device
     meta: dict[str, Any] = {"stage": stage, "task": cfg.task, "dataset": cfg.data.dataset,
-                            "dataset_fingerprint": prep.dataset.fingerprint()}
+                            "dataset_fingerprint": header["dataset_fingerprint"]}
 
     def frozen(run: str, what: str, weights: str = "model") -> Artifact:
         art = load_artifact(run_root / run, weights=weights, expect_stage=what.split()[0])
@@ -128,12 +191,19 @@ def train_stage(cfg: RunConfig, stage: str, run_root: str | Path, name: str | No
                                        select_metric="eval_score", select_mode="max")
         callbacks = (*callbacks, OnlineSelection(cfg, prep, run_dir))
     train_src, val_src = stage_windows(cfg, prep, stage)
+    folder.check()  # the stage's own inputs are fine; may it write here?
     meta["parameters"] = count_parameters(net)
-    header = stage_header(cfg, stage, prep.obs_dim, prep.act_dim, prep.dataset.fingerprint())
-    write_stage_header(run_dir, header, prep.normalizers)
-    train(objective, train_src, loop_cfg, run_dir, val_data=val_src, resume=resume, progress=progress,
-          callbacks=list(callbacks), run_meta=meta)
-    return run_dir
+    return StageRun(folder, header, prep, objective, loop_cfg, train_src, val_src, tuple(callbacks), meta)
+
+
+def train_stage(cfg: RunConfig, stage: str, run_root: str | Path, name: str | None = None,
+                progress: bool = True, resume: bool = True, callbacks: tuple = ()) -> Path:
+    """Train one stage of `cfg` into `run_root/<name or stage>` and return that folder.
+
+    Everything is checked before the folder is touched (`prepare_stage`); a finished run with the same config and
+    dataset is returned as it is, and a folder holding another run is refused (`ractd.runfolder`).
+    """
+    return prepare_stage(cfg, stage, run_root, name, resume, callbacks).train(progress)
 
 
 class OnlineSelection:
@@ -145,12 +215,19 @@ class OnlineSelection:
     """
 
     def __init__(self, cfg: RunConfig, prep: PreparedData, run_dir: Path):
-        from .evaluate.results import TopKCheckpoints
-
         self.cfg, self.prep, self.run_dir = cfg, prep, run_dir
         self.topk_path = run_dir / "topk" / "topk.json"
-        self.topk = TopKCheckpoints.from_json(self.topk_path) if self.topk_path.exists() else \
-            TopKCheckpoints(cfg.student.top_k, mode="max")
+        self._topk: TopKCheckpoints | None = None
+
+    @property
+    def topk(self) -> TopKCheckpoints:
+        """The kept checkpoints, read when training starts (a resume continues them; a restart has none)."""
+        from .evaluate.results import TopKCheckpoints
+
+        if self._topk is None:
+            self._topk = TopKCheckpoints.from_json(self.topk_path) if self.topk_path.exists() else \
+                TopKCheckpoints(self.cfg.student.top_k, mode="max")
+        return self._topk
 
     def __call__(self, step: int, epoch: int, model: nn.Module, ema_model: nn.Module | None, run_dir: Path):
         from .envs import get_task, make_env

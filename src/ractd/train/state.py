@@ -101,7 +101,7 @@ class RunState:
                 if saved_cfg.get(k) != current[k]]
         if diff:
             raise ValueError(f"{where}: cannot resume, the loop config changed ({'; '.join(diff)}); "
-                             "restore these settings or start over with resume=False")
+                             "restore these settings, or start over with resume=False (`ractd train ... --restart`)")
         if ck.state["n_items"] != self.n_items:
             raise ValueError(f"{where}: cannot resume, the checkpoint was trained on n_items="
                              f"{ck.state['n_items']} items but the data now has {self.n_items}")
