@@ -48,8 +48,10 @@ def _train(stage: str, task: str, size: str | None, overrides: list[str], config
            name: str | None, device: str | None, seed: int | None, dataset: str | None, resume: bool,
            threads: int) -> None:
     _threads(threads)
+    import warnings
+
     from .presets import resolve_config
-    from .stages import teacher_settings, train_stage
+    from .stages import prepare_stage, teacher_settings
 
     size = size or ("cpu" if not _has_gpu() else "paper")
     extra = list(overrides)
@@ -59,16 +61,30 @@ def _train(stage: str, task: str, size: str | None, overrides: list[str], config
         extra.append(f"seed={seed}")
     if dataset:
         extra.append(f'data.dataset="{dataset}"')
-    try:
-        cfg = resolve_config(task, size, extra, str(config) if config else None)
-        if stage == "student":  # the teacher run's network and EDM constants, unless set here (then checked)
-            inherited = teacher_settings(runs / task, cfg.student.teacher_run)
-            if inherited:
-                cfg = resolve_config(task, size, extra, str(config) if config else None, inherited=inherited)
-        run_dir = train_stage(cfg, stage, runs / task, name=name, resume=resume)
-    except USER_ERRORS as e:
-        _fail(e)
+    with warnings.catch_warnings():  # a warning is one line on stderr, like an error
+        warnings.showwarning = _warn_one_line
+        try:
+            cfg = resolve_config(task, size, extra, str(config) if config else None)
+            if stage == "student":  # the teacher run's network and EDM constants, unless set here (then checked)
+                inherited = teacher_settings(runs / task, cfg.student.teacher_run)
+                if inherited:
+                    cfg = resolve_config(task, size, extra, str(config) if config else None, inherited=inherited)
+            run = prepare_stage(cfg, stage, runs / task, name=name, resume=resume)  # checks, writes nothing
+            if run.finished:
+                from rich.markup import escape
+
+                console.print(escape(run.folder.describe()))
+                return
+            run_dir = run.train(progress=True)
+        except USER_ERRORS as e:
+            _fail(e)
     console.print(f"[green]done[/]: {run_dir}")
+
+
+def _warn_one_line(message, category, filename, lineno, file=None, line=None) -> None:
+    from rich.markup import escape
+
+    errors.print(f"[yellow]warning:[/] {escape(str(message))}")
 
 
 def _has_gpu() -> bool:
@@ -89,7 +105,8 @@ def _train_command(stage: str):
         device: str | None = typer.Option(None, "--device", help="cpu | cuda | cuda:N | mps"),
         seed: int | None = typer.Option(None, "--seed"),
         dataset: str | None = typer.Option(None, "--dataset", help="Generated name, D4RL hdf5 path or Minari id."),
-        resume: bool = typer.Option(True, "--resume/--restart", help="Resume from the run's checkpoint."),
+        resume: bool = typer.Option(True, "--resume/--restart", help="Resume an unfinished run of the same config "
+                                    "and dataset; --restart deletes the run folder's files and starts over."),
         threads: int = typer.Option(1, "--threads", help="torch CPU threads (0 = torch default)."),
     ) -> None:
         _train(stage, task, size, overrides, config, runs, name, device, seed, dataset, resume, threads)
