@@ -199,11 +199,17 @@ def reward_loss(reward: Callable[[torch.Tensor], torch.Tensor], x_hat: torch.Ten
 
 
 def one_step_sample(
-    student: Callable, shape: tuple[int, ...], edm: EDMConfig, generator=None, device=None, clamp: bool = True
+    student: Callable, shape: tuple[int, ...], edm: EDMConfig, generator=None, device=None, clamp: bool = True,
+    noise_sampler: Callable[[], torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """x̂ = G_θ(x_T, T, σ_min), x_T ~ N(0, init_noise_scale²·I): one network evaluation (docs/algorithm.md §5)."""
+    """x̂ = G_θ(x_T, T, σ_min), x_T ~ N(0, init_noise_scale²·I): one network evaluation (docs/algorithm.md §5).
+
+    ε ~ N(0, I) of `shape` comes from `noise_sampler()` if given (k-diffusion's noise_sampler: e.g. one generator
+    per row), else from `torch.randn(shape, generator=generator)`.
+    """
     e = edm
-    x_T = e.init_noise_scale * torch.randn(shape, generator=generator, device=device)
+    draw = noise_sampler or (lambda: torch.randn(shape, generator=generator, device=device))
+    x_T = e.init_noise_scale * draw()
     t = torch.full((shape[0],), e.sigma_max, device=device)
     x = student(x_T, t, torch.full_like(t, e.sigma_min))
     return x.clamp(-1, 1) if clamp else x
@@ -217,15 +223,17 @@ def multistep_sample(
     generator=None,
     device=None,
     clamp: bool = True,
+    noise_sampler: Callable[[], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """CTM chaining (docs/algorithm.md §5): one jump from σ_max, then for each τ: x̂ ← clamp(G_θ(x̂ + τε, τ, σ_min)).
 
-    NFE = 1 + len(chain_sigmas).
+    NFE = 1 + len(chain_sigmas); the noise draws, in order x_T then one ε per τ, as in `one_step_sample`.
     """
-    x = one_step_sample(student, shape, edm, generator, device, clamp)
+    draw = noise_sampler or (lambda: torch.randn(shape, generator=generator, device=device))
+    x = one_step_sample(student, shape, edm, generator, device, clamp, draw)
     for tau in chain_sigmas:
         t = torch.full((shape[0],), float(tau), device=device)
-        x_tau = x + tau * torch.randn(shape, generator=generator, device=device)
+        x_tau = x + tau * draw()
         x = student(x_tau, t, torch.full_like(t, edm.sigma_min))
         x = x.clamp(-1, 1) if clamp else x
     return x

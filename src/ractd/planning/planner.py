@@ -28,6 +28,7 @@ from ..diffusion import (
     heun_nfe,
     karras_sigma,
     karras_sigmas,
+    multistep_sample,
     sample_ddim,
     sample_euler,
     sample_heun,
@@ -227,15 +228,14 @@ class Planner:
         return self.denoiser.one_step(x_T if scale is None else scale * x_T, cond).clamp_(-1, 1)
 
     def _multistep(self, sigmas: list[float], cond: torch.Tensor, noise: Noise) -> torch.Tensor:
-        # CTM chaining (§5): x̂ = clamp(G_θ(s·x_T, σ_max, σ_min)), then for each τ: x̂ ← clamp(G_θ(x̂ + τε, τ, σ_min));
-        # the same operations as `diffusion.multistep_sample` (bitwise equal on one generator, tested)
-        den, edm, n = self.denoiser, self.denoiser.edm, cond.shape[0]
-        t = torch.full((n,), edm.sigma_max, device=self.device)
-        x = den.jump(edm.init_noise_scale * noise(n), t, torch.full_like(t, edm.sigma_min), cond).clamp(-1, 1)
-        for tau in sigmas:
-            t = torch.full((n,), float(tau), device=self.device)
-            x = den.jump(x + tau * noise(n), t, torch.full_like(t, edm.sigma_min), cond).clamp(-1, 1)
-        return x
+        # CTM chaining (§5): x̂ = clamp(G_θ(s·x_T, σ_max, σ_min)), then for each τ: x̂ ← clamp(G_θ(x̂ + τε, τ, σ_min))
+        den, n = self.denoiser, cond.shape[0]
+
+        def jump(x, t, k):
+            return den.jump(x, t, k, cond)
+
+        return multistep_sample(jump, (n, self.horizon, self.x_dim), sigmas, den.edm, device=self.device,
+                                noise_sampler=lambda: noise(n))
 
     def _ddim(self, cond: torch.Tensor, noise: Noise) -> torch.Tensor:
         den = self.denoiser
