@@ -270,6 +270,7 @@ def test_ctd_and_the_reward_aware_teacher_are_configs(tiny_hopper_runs, tmp_path
     with pytest.raises(ArtifactError, match=r"reward: not a ractd run folder"):
         train_stage(hopper_config("teacher.reward_guidance=0.1"), "teacher", tmp_path, progress=False)
     shutil.copytree(tiny_hopper_runs / "reward", tmp_path / "reward")
+    shutil.rmtree(tmp_path / "teacher")  # the reward-aware teacher is another run: it may not relabel this folder
     aware = captured_objective(monkeypatch, hopper_config("teacher.reward_guidance=0.1"), "teacher", tmp_path)
     assert aware.reward_guidance == 0.1 and aware.reward_net is not None
     reward = load_artifact(tiny_hopper_runs / "reward").net.state_dict()
