@@ -88,9 +88,11 @@ class RandomWindows:
 
 
 def tiny_config(*extra: str):
-    from ractd.presets import resolve_config
+    """hopper-medium-replay's cpu preset, tiny (the preset and `apply_overrides` directly need no gymnasium)."""
+    from ractd.config import apply_overrides
+    from ractd.presets import preset
 
-    return resolve_config("hopper-medium-replay", "cpu", [*TINY, *extra])
+    return apply_overrides(preset("hopper-medium-replay", "cpu"), [*TINY, *extra])
 
 
 def networks(stage: str, seed: int = 0):
@@ -186,24 +188,21 @@ def test_bf16_autocast_trains_with_a_finite_loss(stage, tmp_path):
 
 @pytest.fixture(scope="module")
 def cuda_runs(tmp_path_factory):
-    """Teacher, reward model and student trained on the device (`train_stage`) from a synthetic hopper file."""
-    from ractd.data.d4rl import write_d4rl_hdf5
-    from ractd.stages import train_stage
+    """Teacher and student run folders trained on the device by the loop (a few steps on `RandomWindows`), written
+    as `train_stage` writes them: config.json and normalizers first, then the loop's weights and meta.json.
+
+    (`train_stage` itself reads a dataset and checks it against the task's environment, which needs gymnasium.)
+    """
+    from ractd.artifact import stage_header, write_stage_header
+    from ractd.bench import random_normalizers
 
     root = tmp_path_factory.mktemp("cuda_runs")
-    rng = np.random.default_rng(0)
-    n, episode = 2000, 200
-    observations = np.cumsum(rng.normal(scale=0.1, size=(n, OBS_DIM)), axis=0).astype(np.float32)
-    timeouts = np.zeros(n, dtype=bool)
-    timeouts[episode - 1::episode] = True
-    arrays = {"observations": observations, "actions": rng.uniform(-1, 1, size=(n, ACT_DIM)).astype(np.float32),
-              "rewards": rng.uniform(0, 1, size=n).astype(np.float32), "terminals": np.zeros(n, dtype=bool),
-              "timeouts": timeouts}
-    path = write_d4rl_hdf5(root / "synthetic-hopper.hdf5", arrays)
-    cfg = tiny_config(f"data.dataset={path}", f"device={DEVICE}")
-    for stage in ("teacher", "reward", "student"):
-        train_stage(cfg, stage, root / "runs", progress=False)
-    return root / "runs"
+    cfg = tiny_config(f"device={DEVICE}")
+    for stage in ("teacher", "student"):
+        header = stage_header(cfg, stage, OBS_DIM, ACT_DIM, "synthetic windows")
+        write_stage_header(root / stage, header, random_normalizers(OBS_DIM, ACT_DIM))
+        train(objective(stage), RandomWindows(), loop_config(DEVICE, steps=3), root / stage, progress=False)
+    return root
 
 
 def random_inputs(art, batch: int = 8, seed: int = 0):
