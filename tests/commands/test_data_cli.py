@@ -62,7 +62,7 @@ def test_errors_are_clear(roots: Path) -> None:
     result = runner.invoke(app, ["generate", "Pendulum-v1", "--no-progress"])
     assert result.exit_code != 0 and "not a dataset" in result.output
     result = runner.invoke(app, ["info", "nothing-here"])
-    assert result.exit_code == 1 and "dataset not found" in result.output
+    assert result.exit_code == 1 and "nothing-here: dataset not found" in result.output
     result = runner.invoke(app, ["list"])
     assert result.exit_code == 0 and "no generated datasets" in result.output
 

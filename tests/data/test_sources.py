@@ -49,11 +49,20 @@ def test_minari_id_and_folder(roots):
     np.testing.assert_array_equal(load_dataset("test/hopper/toy-v0").actions, ds.actions)
 
 
-def test_unknown_source_lists_what_was_tried(roots):
+def test_an_unknown_source_gets_the_remedy_that_fits_what_it_looks_like(roots, tmp_path):
     data, minari = roots
-    with pytest.raises(DatasetError) as info:
-        load_dataset("hopper-medium")
-    msg = str(info.value)
-    assert "hopper-medium: dataset not found" in msg
-    assert str(minari / "hopper-medium") in msg and str(data / "hopper-medium" / "hopper-medium.hdf5") in msg
-    assert "ractd data generate hopper-medium" in msg
+    cases = {  # source -> (what the one line must say, what it must not)
+        "hopper-medium": (f"dataset not generated yet (looked for {data / 'hopper-medium' / 'hopper-medium.hdf5'}); "
+                          "create it with `ractd data generate hopper-medium`", None),
+        str(tmp_path / "d4rl" / "hopper.hdf5"): ("hopper.hdf5: file not found", "ractd data generate"),
+        str(tmp_path): ("is a directory", "ractd data generate"),
+        "mujoco/hopper/medium-v0": (f"expected its folder at {minari / 'mujoco' / 'hopper' / 'medium-v0'}",
+                                    "ractd data generate"),
+        "no-such-thing": ("dataset not found", "ractd data generate no-such-thing"),
+    }
+    for source, (says, never) in cases.items():
+        with pytest.raises(DatasetError) as info:
+            load_dataset(source)
+        msg = str(info.value)
+        assert says in msg and "\n" not in msg, msg
+        assert never is None or never not in msg, msg

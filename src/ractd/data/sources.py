@@ -42,12 +42,32 @@ def resolve_source(
     if gen.is_file():
         return "d4rl", gen
     tried.append(f"a generated dataset at {gen}")
-    local = list_minari_datasets(minari_root)
-    hint = f"; local Minari datasets: {', '.join(local)}" if local else ""
-    raise DatasetError(
-        f"{source}: dataset not found. Tried " + "; ".join(tried) + hint
-        + f". To create it, run `ractd data generate {source}`."
-    )
+    raise DatasetError(_not_found(source, path, mpath, gen, minari_root))
+
+
+def _not_found(source: str, path: Path, mpath: Path, gen: Path, minari_root: str | os.PathLike | None) -> str:
+    """One line saying what `source` looked like and the real remedy: a missing file, a folder, a Minari id that
+    is not on this machine, or a dataset name `ractd data generate` can create."""
+    if path.is_dir():
+        return (f"{path}: is a directory, not a D4RL hdf5 file or a Minari dataset folder (one holding "
+                "data/metadata.json)")
+    if path.suffix in (".hdf5", ".h5", ".hdf") or source.startswith(("/", ".", "~")):
+        return f"{path}: file not found"
+    if "/" in source:  # a Minari id, e.g. mujoco/hopper/medium-v0
+        local = list_minari_datasets(minari_root)
+        have = f"; datasets there: {', '.join(local)}" if local else ""
+        return (f"Minari dataset {source!r} not found: expected its folder at {mpath.parent} (download it with "
+                f"minari where there is internet and copy it there, or set MINARI_DATASETS_PATH){have}")
+    try:
+        from ractd.envs.registry import get_task
+
+        generatable = get_task(source).dataset == source
+    except (KeyError, ValueError):
+        generatable = False
+    if generatable:
+        return f"{source}: dataset not generated yet (looked for {gen}); create it with `ractd data generate {source}`"
+    return (f"{source}: dataset not found (no file {path}, no Minari dataset at {mpath.parent}, no generated "
+            f"dataset at {gen}); pass a D4RL hdf5 path, a local Minari id or a dataset `ractd data generate` makes")
 
 
 def load_dataset(
