@@ -285,6 +285,34 @@ def say(text: str) -> None:
     print(text, flush=True)
 
 
+def run_streaming(cmd: Sequence[str], timeout: float, echo: Callable[[str], None] = print,
+                  ) -> tuple[int | None, str]:
+    """Run `cmd` from the repository root in a process group of its own, passing each line of its output to `echo`
+    as it comes. Returns (exit code, or None when it was killed at `timeout` seconds; the end of its output)."""
+    proc = subprocess.Popen(list(cmd), cwd=ROOT, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, bufsize=1, start_new_session=True)
+    tail: collections.deque[str] = collections.deque(maxlen=200)
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            echo(line.rstrip("\n"))
+            tail.append(line)
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    code: int | None
+    try:
+        code = proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        code = None
+    reader.join(timeout=5)
+    return code, "".join(tail)[-8000:]
+
+
 # ================================================================================================ shared pieces
 
 
@@ -445,27 +473,24 @@ def step_cuda_tests(ctx: Context) -> None:
            f"--junitxml={xml}"]
     say(" ".join(cmd))
     ctx.record.set("command", " ".join(cmd[2:]))
-    try:
-        proc = subprocess.run(cmd, cwd=ROOT, env=child_env(), capture_output=True, text=True,
-                              timeout=max(5.0, ctx.remaining()))
-    except subprocess.TimeoutExpired as e:
-        out = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
-        ctx.record.set("output_tail", out[-4000:])
+    code, output = run_streaming(cmd, max(5.0, ctx.remaining()), say)
+    ctx.record.set("exit_code", code)
+    if code is None:
+        ctx.record.set("output_tail", output[-4000:])
         ctx.record.problem("pytest -m cuda did not finish within the step's time")
         return
-    say(proc.stdout[-4000:] + proc.stderr[-2000:])
-    ctx.record.set("exit_code", proc.returncode)
-    ctx.record.set("output_tail", (proc.stdout + proc.stderr)[-4000:])
     if not xml.exists():
-        ctx.record.problem(f"pytest wrote no report (exit code {proc.returncode})")
+        ctx.record.set("output_tail", output[-4000:])
+        ctx.record.problem(f"pytest wrote no report (exit code {code})")
         return
     report = parse_junit(xml)
     ctx.record.set("report", report)
     if report["failures"] or report["errors"]:
         names = ", ".join(f["test"].rsplit("::", 1)[-1] for f in report["failed"])
         ctx.record.problem(f"{report['failures'] + report['errors']} cuda test(s) failed: {names}")
-    elif proc.returncode not in (0, 5):  # 5: nothing collected
-        ctx.record.problem(f"pytest exited with {proc.returncode}")
+    elif code not in (0, 5):  # 5: nothing collected
+        ctx.record.set("output_tail", output[-4000:])
+        ctx.record.problem(f"pytest exited with {code}")
     if ctx.on_cuda and report["skipped"]:
         ctx.record.problem(f"{report['skipped']} cuda test(s) were skipped on a CUDA device")
 
@@ -522,19 +547,14 @@ def step_torchrun(ctx: Context) -> None:
            "--torchrun-worker", str(run_dir), "--torchrun-steps", str(steps), "--device", ctx.device]
     say(" ".join(cmd))
     ctx.record.set("command", "torchrun --standalone --nproc_per_node 1 scripts/gpu_check.py --torchrun-worker ...")
-    try:
-        proc = subprocess.run(cmd, cwd=ROOT, env=child_env(), capture_output=True, text=True,
-                              timeout=max(5.0, ctx.remaining()))
-    except subprocess.TimeoutExpired:
-        ctx.record.problem("torchrun did not finish within the step's time")
-        return
-    say((proc.stdout + proc.stderr)[-3000:])
-    ctx.record.set("exit_code", proc.returncode)
+    code, output = run_streaming(cmd, max(5.0, ctx.remaining()), say)
+    ctx.record.set("exit_code", code)
     report_path = run_dir / "worker-rank0.json"
-    if proc.returncode != 0 or not report_path.exists():
-        ctx.record.set("output_tail", (proc.stdout + proc.stderr)[-4000:])
-        ctx.record.problem(f"torchrun exited with {proc.returncode}" + ("" if report_path.exists() else
-                                                                        ", and rank 0 wrote no report"))
+    if code != 0 or not report_path.exists():
+        ctx.record.set("output_tail", output[-4000:])
+        ctx.record.problem("torchrun did not finish within the step's time" if code is None else
+                           f"torchrun exited with {code}" + ("" if report_path.exists() else
+                                                             ", and rank 0 wrote no report"))
         return
     report = json.loads(report_path.read_text())
     ctx.record.set("report", report)
@@ -812,7 +832,13 @@ def training_steps(ctx: Context, objective: Any, cfg: Any, stage: str, dims: tup
     finally:
         for den, net in frozen:
             den.net = net
+        free_gradients(objective)
         del run, model, batch_tensors
+
+
+def free_gradients(objective: Any) -> None:
+    for p in objective.trainable().parameters():
+        p.grad = None
 
 
 def measure_training(ctx: Context, case: dict[str, Any], objective: Any = None) -> dict[str, Any]:
@@ -826,18 +852,23 @@ def measure_training(ctx: Context, case: dict[str, Any], objective: Any = None) 
         objective = build_objective(cfg, case["stage"], *dims, ctx.device)
     if case["compile"]:
         torch._dynamo.reset()
-    paper_batch, item = case["paper_batch"], {}
+    paper_batch, note, item = case["paper_batch"], None, None
     for batch in (paper_batch, paper_batch // 2):
         try:
             item = training_steps(ctx, objective, cfg, case["stage"], dims, batch, case["windows"], case["amp"],
                                   case["compile"])
-            break
         except torch.cuda.OutOfMemoryError:
-            free_memory(ctx.device)
             if batch != paper_batch or batch < 2:
                 raise
-            say(f"  out of GPU memory at batch {batch}: measuring at {batch // 2}")
-            item = {"note": f"batch {paper_batch} ran out of GPU memory; measured at {batch // 2}"}
+        if item is not None:
+            break
+        free_gradients(objective)  # out of the except block: the failed step's tensors are unreferenced now
+        free_memory(ctx.device)
+        note = f"batch {paper_batch} ran out of GPU memory; measured at {batch // 2}"
+        say(f"  {note}")
+    assert item is not None
+    if note:
+        item["note"] = note
     item["paper_steps_per_s"] = item["steps_per_s"] * item["batch"] / paper_batch  # per step of the paper's batch
     item["projection"] = project_schedule(case["epochs"], paper_batch, case["windows"], item["paper_steps_per_s"])
     say(f"  {item['steps_per_s']:.3g} steps/s at batch {item['batch']} ({item['ms_per_step']:.4g} ms/step, first "
@@ -950,42 +981,26 @@ def run_step(name: str, limit: float, args: argparse.Namespace, scratch: Path, l
     margin = min(15.0, 0.1 * limit)
     cmd = [sys.executable, str(SCRIPT), "--section", name, "--section-out", str(out_json), "--deadline-s",
            f"{limit - margin:.1f}", *child_argv(args)]
-    tail: collections.deque[str] = collections.deque(maxlen=40)
     started = time.monotonic()
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, bufsize=1, start_new_session=True)
 
-    def pump() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            print(f"[{name}] {line}", end="", flush=True)
-            log.write(f"[{name}] {line}")
-            tail.append(line)
+    def echo(line: str) -> None:
+        print(f"[{name}] {line}", flush=True)
+        log.write(f"[{name}] {line}\n")
 
-    reader = threading.Thread(target=pump, daemon=True)
-    reader.start()
-    timed_out = False
-    try:
-        proc.wait(timeout=limit)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    reader.join(timeout=5)
+    code, output = run_streaming(cmd, limit, echo)
     log.flush()
     result = json.loads(out_json.read_text()) if out_json.exists() else {}
     problems = result.get("problems", [])
-    if timed_out:
+    if code is None:
         status = "timed out"
-    elif proc.returncode != 0 or problems:
+    elif code != 0 or problems:
         status = "failed"
     else:
         status = "ok"
     step = {"status": status, "seconds": round(time.monotonic() - started, 1), "limit_s": round(limit, 1),
-            "exit_code": proc.returncode, "result": result}
+            "exit_code": code, "result": result}
     if status != "ok":
-        step["output_tail"] = "".join(tail)[-3000:]
+        step["output_tail"] = output[-3000:]
     return step
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import sys
+import time
+import types
 from pathlib import Path
 
 import numpy as np
@@ -81,6 +83,39 @@ def test_schedule_projection(check):
              {"task": "t", "stage": "student", "variant": "fp32", "skipped": "no time"}]
     assert check.throughput_projection(cases) == [{"task": "t", "stage": "teacher", "variant": "bf16",
                                                    "paper_steps_per_s": 5.0, "a": 2}]
+
+
+def context(check, tmp_path, seconds: float = 60.0):
+    args = check.parse_args(["--device", "cpu", "--smoke", "--out", str(tmp_path)])
+    return check.Context(args, check.SMOKE, check.Recorder(None), tmp_path, time.monotonic() + seconds)
+
+
+def test_a_paper_batch_that_does_not_fit_is_measured_at_half(check, monkeypatch, tmp_path):
+    batches = []
+
+    def steps(ctx, objective, cfg, stage, dims, batch, windows, amp, compiled):
+        batches.append(batch)
+        if batch == 64:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+        return {"batch": batch, "steps_per_s": 4.0, "ms_per_step": 250.0, "first_step_s": 1.0}
+
+    monkeypatch.setattr(check, "training_steps", steps)
+    objective = types.SimpleNamespace(trainable=lambda: torch.nn.Linear(2, 2))
+    case = {"task": "hopper-medium-replay", "stage": "teacher", "amp": False, "compile": False, "paper_batch": 64,
+            "epochs": 10, "windows": 640}
+    item = check.measure_training(context(check, tmp_path), case, objective)
+    assert batches == [64, 32] and "ran out of GPU memory" in item["note"]
+    assert item["paper_steps_per_s"] == 2.0  # two half-batch steps per step of the paper's batch
+    assert item["projection"]["total_steps"] == 100 and item["projection"]["hours"] == pytest.approx(100 / 2 / 3600)
+
+
+def test_a_part_that_overruns_is_stopped_and_skipped(check, tmp_path):
+    ctx = context(check, tmp_path)
+    case = {"task": "hopper-medium-replay", "stage": "teacher", "variant": "bf16+compile", "amp": True,
+            "compile": True, "paper_batch": 8, "epochs": 1, "windows": 8}
+    started = time.monotonic()
+    assert "did not finish" in check.run_part(ctx, "training_case", case, timeout=0.5)["skipped"]
+    assert time.monotonic() - started < 5 and ctx.parts == 1
 
 
 def test_cases_run_eager_first_then_compiled_teachers(check):
