@@ -254,6 +254,10 @@ def test_the_accelerated_one_step_path_on_cuda(cuda_runs):
         fast = AcceleratedOneStep(load_planner(cuda_runs / "student", device=DEVICE, seed=3), cuda_graph=cuda_graph)
         for want in expected:  # three calls: the graph is captured once and replayed with fresh noise
             np.testing.assert_allclose(fast.act_batch(obs), want, rtol=1e-5, atol=1e-5)
+        rows = [torch.Generator(DEVICE).manual_seed(b) for b in range(4)]  # one generator per row (evaluation)
+        same = [torch.Generator(DEVICE).manual_seed(b) for b in range(4)]
+        np.testing.assert_allclose(fast.act_batch(obs, generators=rows), reference.act_batch(obs, generators=same),
+                                   rtol=1e-5, atol=1e-5)
     for precision in ("bf16-autocast", "bf16"):
         fast = AcceleratedOneStep(load_planner(cuda_runs / "student", device=DEVICE, seed=3), precision=precision,
                                   cuda_graph=DEVICE == "cuda")

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,8 +91,9 @@ class AcceleratedOneStep:
 
     `planner` must use the one_step sampler. `compile_backend` is `torch.compile`'s backend; the mode is passed only
     to inductor (other backends have none). `warmup` calls run before each CUDA-graph capture (and trigger the
-    compilation, if any). Every call draws its noise from `planner.generator`, so mixing calls of this object and of
-    the planner gives the same stream of draws as calling the planner alone.
+    compilation, if any). Noise as in `Planner.plan`: without `generators` every call draws from `planner.generator`,
+    so mixing calls of this object and of the planner gives the same stream of draws as calling the planner alone;
+    with one generator per row, row b's noise comes from generators[b].
     """
 
     def __init__(self, planner: Planner, precision: str = "float32", compile: str | None = None,
@@ -150,9 +152,15 @@ class AcceleratedOneStep:
         with context:
             return self._forward(observations, noise, goal)
 
-    def _noise_into(self, out: torch.Tensor) -> torch.Tensor:
-        # the planner's draw, torch.randn(shape, generator=...), is empty(shape).normal_(0, 1, generator)
-        return out.normal_(generator=self.planner.generator)
+    def _noise_into(self, out: torch.Tensor, generators: Sequence[torch.Generator] | None) -> torch.Tensor:
+        """The planner's draws into `out`: torch.randn(shape, generator=g) is empty(shape).normal_(0, 1, g)."""
+        if generators is None:
+            return out.normal_(generator=self.planner.generator)
+        if len(generators) != out.shape[0]:
+            raise ValueError(f"generators: expected one per row ({out.shape[0]}), got {len(generators)}")
+        for row, g in zip(out, generators, strict=True):
+            row.normal_(generator=g)
+        return out
 
     def _capture(self, obs: np.ndarray, goal: np.ndarray | None) -> CapturedPlan:
         p = self.planner
@@ -170,7 +178,8 @@ class AcceleratedOneStep:
             plan = self._compute(observations, noise, goal_t)
         return CapturedPlan(graph, observations, noise, goal_t, plan)
 
-    def _replay(self, obs: np.ndarray, goal: np.ndarray | None) -> torch.Tensor:
+    def _replay(self, obs: np.ndarray, goal: np.ndarray | None, generators: Sequence[torch.Generator] | None
+                ) -> torch.Tensor:
         key = (obs.shape, None if goal is None else goal.shape)
         captured = self._graphs.get(key)
         if captured is None:
@@ -178,20 +187,22 @@ class AcceleratedOneStep:
         captured.observations.copy_(torch.from_numpy(obs))
         if goal is not None:
             captured.goal.copy_(torch.from_numpy(goal))
-        self._noise_into(captured.noise)
+        self._noise_into(captured.noise, generators)
         captured.graph.replay()
         return captured.plan
 
-    def _run(self, obs: np.ndarray, goal: np.ndarray | None) -> torch.Tensor:
+    def _run(self, obs: np.ndarray, goal: np.ndarray | None, generators: Sequence[torch.Generator] | None
+             ) -> torch.Tensor:
         p = self.planner
         observations = torch.as_tensor(obs, device=self.device)
         goal_t = None if goal is None else torch.as_tensor(goal, device=self.device)
-        noise = self._noise_into(torch.empty(obs.shape[0], p.horizon, p.x_dim, device=self.device))
+        noise = self._noise_into(torch.empty(obs.shape[0], p.horizon, p.x_dim, device=self.device), generators)
         return self._compute(observations, noise, goal_t)
 
     # ------------------------------------------------------------------------------------------- the calls
 
-    def plan(self, obs: np.ndarray, goal: np.ndarray | None = None) -> np.ndarray:
+    def plan(self, obs: np.ndarray, goal: np.ndarray | None = None,
+             generators: Sequence[torch.Generator] | None = None) -> np.ndarray:
         """Unnormalized plans (B, H, Dx), as `Planner.plan` with the one-step sampler."""
         obs = np.asarray(obs, dtype=np.float32)
         single = obs.ndim == 1
@@ -200,16 +211,16 @@ class AcceleratedOneStep:
         goal_a = None if goal is None else np.asarray(goal, dtype=np.float32).reshape(obs.shape[0], -1)
         obs = np.ascontiguousarray(obs)
         with torch.inference_mode():
-            x = self._replay(obs, goal_a) if self.cuda_graph else self._run(obs, goal_a)
+            x = self._replay(obs, goal_a, generators) if self.cuda_graph else self._run(obs, goal_a, generators)
             out = x.float().cpu().numpy() if self.device.type != "cpu" else x.float().numpy()
         return out[0] if single else out
 
-    def act_batch(self, obs: np.ndarray) -> np.ndarray:
+    def act_batch(self, obs: np.ndarray, generators: Sequence[torch.Generator] | None = None) -> np.ndarray:
         """The action at index To − 1 of each one-step plan, as `Planner.act_batch` (docs/algorithm.md §6.1)."""
         if self.planner.x_key != "actions":
             raise ValueError("act_batch() needs an action-sequence planner; a state planner uses plan() + a "
                              "controller")
-        return self.plan(obs)[:, self.planner.n_obs_steps - 1]
+        return self.plan(obs, generators=generators)[:, self.planner.n_obs_steps - 1]
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         """One action for one observation (h = 1) or an observation history (To, Do)."""
