@@ -70,7 +70,7 @@ def test_eval_names_its_result_by_what_produced_it_and_never_replaces_one(tiny_h
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--out", "/proc/x/eval.json"], "error: /proc/x/eval.json: cannot write the result there (No such file or "
+    (["--out", "/proc/x/eval.json"], "error: /proc/x/eval.json: cannot write there (No such file or "
                                      "directory); choose another --out"),
     (["--device", "foo"], "error: --device foo: not a device; expected cpu, cuda, cuda:N or mps"),
     (["--n-action-steps", "0"], "error: --n-action-steps must be between 1 and 16, the actions of a plan from the "

@@ -134,9 +134,9 @@ def export_onnx(run_dir: str | Path, path: str | Path, opset: int = 17, batch_dy
     """
     import onnx
 
-    from .io import atomic_path
+    from .io import atomic_path, check_writable
 
-    run_dir, path = Path(run_dir), Path(path)
+    run_dir, path = Path(run_dir), check_writable(path, "--onnx", "planner.onnx")  # before the export's work
     module = OneStepPlanner(load_artifact(run_dir, expect_stage="student"), goal_dim)
     with torch.no_grad():
         model = onnx.load_from_string(_to_onnx_bytes(module, opset, batch_dynamic))

@@ -45,3 +45,19 @@ def read_json(path: str | os.PathLike) -> Any:
         raise FileNotFoundError(f"{path}: file not found") from None
     except json.JSONDecodeError as e:
         raise ValueError(f"{path}: not valid JSON ({e})") from None
+
+
+def check_writable(path: str | os.PathLike, option: str = "--out", example: str = "out") -> Path:
+    """Refuse an output path before the work that produces it: a folder, or a place no file can be created in (a
+    file is created next to it and removed to find out). `option` and `example` word the message."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path}: is a folder; give {option} a file name such as {path / example}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=path.parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise OSError(f"{path}: cannot write there ({e.strerror or e}); choose another {option}") from None
+    return path

@@ -137,18 +137,21 @@ def info(
     from ractd.data.card import dataset_card, format_card, plot_return_histogram
     from ractd.data.errors import DatasetError
     from ractd.data.sources import load_dataset
+    from ractd.io import check_writable
 
     try:
+        if plot is not None:
+            check_writable(plot, "--plot", "returns.png")  # before reading a large dataset
         ds = load_dataset(source)
         ref_min, ref_max = _references(ds, task)
-    except (DatasetError, KeyError) as e:
+        card = dataset_card(ds, ref_min, ref_max)
+        name = str(card["name"]).replace("/", "_")
+        png = plot if plot is not None else check_writable(Path(f"{Path(name).stem}-returns.png"), "--plot")
+        ref = (ref_min, ref_max) if ref_min is not None and ref_max is not None else None
+        plot_return_histogram({card["name"]: ds.episode_returns()}, png, title=str(card["name"]), ref=ref)
+    except (DatasetError, KeyError, OSError) as e:
         typer.echo(f"error: {e.args[0] if isinstance(e, KeyError) else e}", err=True)
         raise typer.Exit(code=1) from None
-    card = dataset_card(ds, ref_min, ref_max)
-    name = str(card["name"]).replace("/", "_")
-    png = plot if plot is not None else Path(f"{Path(name).stem}-returns.png")
-    ref = (ref_min, ref_max) if ref_min is not None and ref_max is not None else None
-    plot_return_histogram({card["name"]: ds.episode_returns()}, png, title=str(card["name"]), ref=ref)
     console = _console()
     console.print(format_card(card))
     console.print(f"histogram          {png}")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -38,19 +37,13 @@ def result_file_name(weights: str, sampler: str, steps: int, episodes: int, seed
 def check_result_path(path: str | os.PathLike, overwrite: bool = False) -> None:
     """Refuse a result path before the evaluation runs: one that holds a file already (unless `overwrite`), a
     folder, or one that cannot be written (a file is created there and removed to find out)."""
+    from ..io import check_writable
+
     path = Path(path)
-    if path.is_dir():
-        raise IsADirectoryError(f"{path}: is a folder; give --out a file name such as {path / 'eval.json'}")
-    if path.exists() and not overwrite:
+    if path.exists() and not path.is_dir() and not overwrite:
         raise FileExistsError(f"{path}: a result file is already there; pass --overwrite to replace it, or --out to "
                               "write elsewhere")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=path.parent)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as e:
-        raise OSError(f"{path}: cannot write the result there ({e.strerror or e}); choose another --out") from None
+    check_writable(path, "--out", "eval.json")
 
 
 @dataclass
