@@ -14,28 +14,20 @@ beside it (docs/algorithm.md §6).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
 from ..artifact import Artifact, ArtifactError, load_artifact
-from ..diffusion import (
-    EDMConfig,
-    heun_nfe,
-    karras_sigma,
-    karras_sigmas,
-    multistep_sample,
-    sample_ddim,
-    sample_euler,
-    sample_heun,
-)
+from ..diffusion import multistep_sample, sample_ddim, sample_euler, sample_heun
 from .core import PlanCore
+from .samplers import SAMPLERS, SamplerSpec, chain_sigmas, ode_grid, parse_sampler
 
-SAMPLERS = ("one_step", "multistep", "heun", "euler", "ddim")
+__all__ = ["SAMPLERS", "Planner", "SamplerSpec", "chain_sigmas", "episode_generator", "load_planner", "ode_grid",
+           "parse_sampler"]
+
 DEVICE_TYPES = ("cpu", "cuda", "mps")
 
 Noise = Callable[[int], torch.Tensor]  # batch size B → standard normal noise (B, H, Dx)
@@ -78,65 +70,6 @@ def check_finite_weights(art: Artifact) -> None:
         for name, t in tensors:
             if t.is_floating_point() and not bool(torch.isfinite(t).all()):
                 raise ArtifactError(f"{path}: tensor {name!r} holds NaN or inf values ({remedy}")
-
-
-def chain_sigmas(nfe: int, edm: EDMConfig) -> list[float]:
-    """Intermediate noise levels for NFE-step chaining: evenly spaced Karras bins, e.g. NFE 3 → bins 27, 53."""
-    if nfe < 1:
-        raise ValueError(f"NFE must be >= 1, got {nfe}")
-    n = edm.n_levels
-    bins = np.linspace(0, n, nfe + 1)[1:-1].round()
-    return [float(karras_sigma(b, edm)) for b in bins]
-
-
-@dataclass
-class SamplerSpec:
-    name: str  # one_step | multistep | heun | euler | ddim
-    steps: int  # NFE for multistep; noise levels for heun/euler; DDIM steps
-
-    @property
-    def nfe(self) -> int:
-        return {"one_step": 1, "multistep": self.steps, "heun": heun_nfe(self.steps), "euler": self.steps - 1,
-                "ddim": self.steps}[self.name]
-
-
-def parse_sampler(text: str, art: Artifact) -> SamplerSpec:
-    """'auto' | 'one_step' | 'multistep:3' | 'heun[:LEVELS]' | 'euler[:LEVELS]' | 'ddim:10' → a SamplerSpec for `art`.
-
-    The ODE samplers (heun, euler) run on every denoiser: the EDM teacher, the CTM student (through its denoiser
-    g(x, σ, σ)) and an ε-prediction DDPM teacher (through `EpsDenoiser`). one_step/multistep need a CTM student,
-    ddim an ε-prediction teacher.
-    """
-    kind = art.denoiser.kind if art.denoiser is not None else None
-    name, _, arg = text.partition(":")
-    if name == "auto":
-        name = {"ctm": "one_step", "edm": "heun", "eps": "ddim"}.get(kind, "one_step")
-    if name not in SAMPLERS:
-        raise ValueError(f"unknown sampler {text!r}; expected one of {SAMPLERS} (optionally NAME:STEPS)")
-    if name in ("one_step", "multistep") and kind != "ctm":
-        raise ArtifactError(f"{art.path}: sampler {name!r} needs a student run, this is a {art.stage} run")
-    if name == "ddim" and kind != "eps":
-        raise ArtifactError(f"{art.path}: sampler 'ddim' needs an ε-prediction (ddpm) teacher, this is a "
-                            f"{art.stage} run ({kind})")
-    if kind is None:
-        raise ArtifactError(f"{art.path}: a {art.stage} run is not a planner")
-    levels = art.denoiser.edm.n_levels if kind in ("edm", "ctm") else 80
-    default = {"one_step": 1, "multistep": 2, "heun": levels, "euler": levels, "ddim": 10}[name]
-    minimum = {"one_step": 1, "multistep": 1, "heun": 2, "euler": 2, "ddim": 1}[name]  # ≥ 2 levels = 1 step
-    try:
-        steps = int(arg) if arg else default
-    except ValueError:
-        raise ValueError(f"sampler {text!r}: the step count must be an integer, got {arg!r}") from None
-    if steps < minimum:
-        raise ValueError(f"sampler {text!r}: needs a step count >= {minimum}, got {steps}")
-    return SamplerSpec(name, steps)
-
-
-def ode_grid(denoiser, n_levels: int) -> torch.Tensor:
-    """The Karras grid of n_levels between the denoiser's σ_max and σ_min (its training grid for EDM models)."""
-    if denoiser.kind in ("edm", "ctm"):
-        return denoiser.sigmas(n_levels)
-    return karras_sigmas(EDMConfig(sigma_min=denoiser.sigma_min, sigma_max=denoiser.sigma_max, n_levels=n_levels))
 
 
 class Planner:
@@ -316,127 +249,3 @@ def load_planner(run_dir: str | Path, sampler: str = "auto", device: str = "cpu"
     if inv is not None:
         check_finite_weights(inv)
     return Planner(art, sampler, device, seed, n_action_steps, inv)
-
-
-def tracking_action(state: np.ndarray, waypoint: np.ndarray) -> np.ndarray:
-    """Diffuser's tracking controller (docs/algorithm.md §6.2): a = (w_xy − s_xy) + (w_v − s_v)."""
-    return (waypoint[..., :2] - state[..., :2]) + (waypoint[..., 2:4] - state[..., 2:4])
-
-
-class PlannerPolicy:
-    """`ractd.evaluate.BatchPolicy` over a Planner.
-
-    Action planners: replan every `n_action_steps` steps (closed loop, docs/algorithm.md §6.1) with an observation
-    history.
-    State planners (Maze2d): plan once at reset from (s_0, goal), then follow the plan with the tracking
-    controller or the inverse-dynamics model (docs/algorithm.md §6.2).
-
-    Noise: every episode draws from its own generator, `episode_generator(planner.seed, its reset seed)`, made at
-    its reset from `infos["episode_seed"]` (which `ractd.evaluate.evaluate` passes), so an episode's plans depend
-    on the run, the sampler, the seeds and the episode's index, never on the episodes beside it in the batch. A
-    reset without episode seeds (a hand-written loop) uses the planner's one generator.
-    A plan that is not finite stops the evaluation (ValueError) instead of scoring NaN returns.
-    """
-
-    def __init__(self, planner: Planner, controller: str = "tracking"):
-        if controller not in ("tracking", "inverse_dynamics"):
-            raise ValueError(f"controller must be 'tracking' or 'inverse_dynamics', got {controller!r}")
-        if controller != "tracking" and planner.x_key != "observations":
-            raise ValueError(f"{planner.art.path}: --controller {controller} applies to state planners (Maze2d); "
-                             "this run plans actions")
-        if controller == "inverse_dynamics" and planner.inverse_dynamics is None:
-            raise ValueError("controller='inverse_dynamics' needs a planner loaded with an inverse_dynamics run")
-        self.planner, self.controller = planner, controller
-        self.state: dict[int, dict[str, Any]] = {}
-
-    def check_env(self, env: Any) -> None:
-        """Refuse an env whose observation or action size differs from the run's (`evaluate` calls this first)."""
-        p = self.planner
-        obs_shape, act_shape = env.observation_space.shape, env.action_space.shape
-        if obs_shape != (p.obs_dim,) or act_shape != (p.act_dim,):
-            env_id = env.spec.id if env.spec is not None else type(env.unwrapped).__name__
-
-            def size(shape: tuple[int, ...] | None) -> Any:
-                return shape[0] if shape is not None and len(shape) == 1 else shape
-
-            raise ArtifactError(f"{p.art.path}: the run was trained with obs_dim={p.obs_dim}, act_dim={p.act_dim}, "
-                                f"but the env {env_id} (task {p.cfg.task}) has obs_dim={size(obs_shape)}, "
-                                f"act_dim={size(act_shape)}")
-
-    def reset(self, observations: np.ndarray, infos: dict[str, Any], env_indices: np.ndarray) -> None:
-        p = self.planner
-        seeds = infos.get("episode_seed")
-        for k, i in enumerate(env_indices):
-            seed = None if seeds is None else int(seeds[k])
-            self.state[int(i)] = {"history": [observations[k]] * p.n_obs_steps, "t": 0, "queue": [],
-                                  "episode_seed": seed,
-                                  "generator": None if seed is None else episode_generator(p.seed, seed, p.device)}
-        if p.x_key == "observations":
-            goals = np.asarray(infos["goal"]) if "goal" in infos else None
-            plans = self._plan(observations, goals, env_indices)
-            for k, i in enumerate(env_indices):
-                self.state[int(i)]["plan"] = plans[k]
-
-    def _plan(self, obs: np.ndarray, goal: np.ndarray | None, env_indices: np.ndarray) -> np.ndarray:
-        """One batched plan for the episodes in `env_indices`, each row's noise from its episode's generator."""
-        p = self.planner
-        states = [self.state[int(i)] for i in env_indices]
-        generators = [st["generator"] for st in states]
-        if all(g is None for g in generators):
-            plans = p.plan(obs, goal)
-        elif any(g is None for g in generators):
-            raise ValueError("PlannerPolicy: some episodes of this batch were reset with infos['episode_seed'] and "
-                             "some without; give it to every reset (ractd.evaluate does) or to none")
-        else:
-            plans = p.plan(obs, goal, generators=generators)
-        finite = np.isfinite(plans.reshape(len(plans), -1)).all(axis=1)
-        if not finite.all():
-            k = int(np.flatnonzero(~finite)[0])
-            seed = states[k]["episode_seed"]
-            episode = f"env slot {int(env_indices[k])}" if seed is None else f"the episode reset with seed {seed}"
-            cause = ("its observation is not finite either" if not np.isfinite(obs[k]).all()
-                     else "from a finite observation")
-            raise ValueError(f"{p.art.path}: the {p.sampler.name} plan for {episode} holds NaN or inf values "
-                             f"({cause}); refusing to score it")
-        return plans
-
-    def _follow(self, obs: np.ndarray, env_indices: np.ndarray) -> np.ndarray:
-        p = self.planner
-        waypoints = []
-        for i in env_indices:
-            st = self.state[int(i)]
-            plan, t = st["plan"], st["t"]
-            if t < p.horizon - 1:
-                w = plan[t + 1]
-            else:  # hold the last waypoint with zero velocity (docs/algorithm.md §6.2)
-                w = plan[-1].copy()
-                w[2:] = 0.0
-            waypoints.append(w)
-            st["t"] = t + 1
-        w = np.stack(waypoints)
-        if self.controller == "tracking":
-            return tracking_action(obs, w)
-        n = p.norm["observations"]
-        with torch.no_grad():
-            s = n.normalize(torch.as_tensor(obs, dtype=torch.float32, device=p.device))
-            s_next = n.normalize(torch.as_tensor(w, dtype=torch.float32, device=p.device))
-            a = p.inverse_dynamics(s, s_next)
-        return p.norm["actions"].unnormalize(a).cpu().numpy()
-
-    def act(self, observations: np.ndarray, env_indices: np.ndarray) -> np.ndarray:
-        p = self.planner
-        if p.x_key == "observations":
-            return self._follow(observations, env_indices)
-        need = []
-        for k, i in enumerate(env_indices):
-            st = self.state[int(i)]
-            st["history"] = (st["history"] + [observations[k]])[-p.n_obs_steps:]
-            if not st["queue"]:
-                need.append(k)
-        if need:  # one batched network call for every env whose action queue is empty
-            hist = np.stack([np.stack(self.state[int(env_indices[k])]["history"]) for k in need])
-            plans = self._plan(hist, None, np.asarray(env_indices)[need])
-            first = p.n_obs_steps - 1
-            for row, k in enumerate(need):
-                self.state[int(env_indices[k])]["queue"] = list(plans[row, first: first + p.n_action_steps])
-        return np.stack([self.state[int(i)]["queue"].pop(0) for i in env_indices])
