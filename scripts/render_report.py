@@ -141,8 +141,10 @@ def render(out: Path, target: Path) -> None:
         params = net.get("parameters", {})
         lines += ["## Latency of paper-size vs cpu-size hopper networks (`benchmarks/latency.py`)", "",
                   f"Untrained networks from the presets (parameters: {json.dumps(params)}), 1 thread, CPU-time "
-                  "medians (the machine was shared; wall-clock medians are in the JSON). ≈: extrapolated as NFE × "
-                  "the measured forward (too slow to run).", "",
+                  "medians (the machine was shared; the paper rows' wall-clock medians are in the JSON). ≈: "
+                  "extrapolated as NFE × the measured forward (too slow to run)."
+                  + "".join(f" The {size} rows were re-measured on {r['date']}, {r['why']}."
+                            for size, r in sorted(net.get("remeasured", {}).items())), "",
                   "| size | sampler | NFE | batch | ms / call | speed-up vs teacher | overhead vs NFE × forward |",
                   "|---|---|---|---|---|---|---|"]
         for r in net["rows"]:
