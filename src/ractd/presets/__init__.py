@@ -127,28 +127,52 @@ def check_task(task: str, preset_dirs: PresetDirs = None) -> None:
                      "registered gymnasium env id such as Hopper-v5")
 
 
+def default_size() -> str:
+    """The size `ractd train` and `ractd config` use when none is given: `paper` when CUDA is available, else
+    `cpu`."""
+    import torch
+
+    return "paper" if torch.cuda.is_available() else "cpu"
+
+
+def read_config_file(path: str | os.PathLike[str], task: str | None = None) -> dict[str, Any]:
+    """A JSON config file as a RunConfig dict: a (partial) RunConfig, or a run folder's config.json, whose
+    RunConfig is under "config". A file that names another task than `task` is refused."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: cannot read config ({e})") from None
+    if isinstance(data, dict) and "stage" in data and isinstance(data.get("config"), dict):
+        from ..artifact import upgrade_header
+
+        data = upgrade_header(data)["config"]  # a run's config.json: the RunConfig it was trained with
+    if not isinstance(data, dict):
+        raise ValueError(f"the config file: expected a JSON object, got {type(data).__name__} ({path})")
+    named = data.get("task")
+    if task is not None and named not in (None, "", task):
+        raise ValueError(f"{path}: a config of task {named!r}, not {task!r}; give the task {named} (or remove "
+                         "\"task\" from the file)")
+    return data
+
+
 def resolve_config(task: str, size: str = "cpu", overrides: list[str] | None = None,
-                   config_file: str | None = None, preset_dirs: PresetDirs = None,
+                   config_file: str | os.PathLike[str] | None = None, preset_dirs: PresetDirs = None,
                    inherited: dict | None = None) -> RunConfig:
-    """Preset → `inherited` (settings taken from an earlier stage's run, e.g. the teacher's network and EDM
-    constants for its student) → optional JSON config file → command-line overrides, validated at every layer.
-    An unknown task is refused (`check_task`)."""
+    """Preset → `inherited` (settings taken from an earlier stage's run: the teacher run's data settings, and
+    for its student the teacher's network and EDM constants) → optional JSON config file (`read_config_file`)
+    → command-line overrides, validated at every layer. An unknown task is refused (`check_task`)."""
     _check_size(size)
     check_task(task, preset_dirs)
     cfg = preset(task, size, preset_dirs)
     if inherited:
         cfg = apply_overrides(cfg, None, inherited)
-    extra = None
-    if config_file:
-        try:
-            extra = json.loads(Path(config_file).read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise ValueError(f"{config_file}: cannot read config ({e})") from None
+    extra = read_config_file(config_file, task) if config_file else None
     return apply_overrides(cfg, overrides, extra)
 
 
 # The shipped tasks (docs/presets.md), whatever $RACTD_PRESET_PATH says; `task_names()` includes added ones.
 TASKS = sorted(p.stem for p in PACKAGE_DIR.glob("*.json") if p.stem != GENERIC)
 
-__all__ = ["GENERIC", "PACKAGE_DIR", "PRESET_PATH_ENV", "SIZES", "TASKS", "check_task", "generic_preset", "preset",
-           "preset_file", "read_preset_file", "resolve_config", "search_path", "task_names"]
+__all__ = ["GENERIC", "PACKAGE_DIR", "PRESET_PATH_ENV", "SIZES", "TASKS", "check_task", "default_size",
+           "generic_preset", "preset", "preset_file", "read_config_file", "read_preset_file", "resolve_config",
+           "search_path", "task_names"]
