@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -99,8 +100,9 @@ def _make_net(cfg: ToyConfig, n_time_inputs: int) -> ConditionalUnet1D:
     )
 
 
-def train_teacher(data: torch.Tensor, cfg: ToyConfig, generator: torch.Generator) -> ConditionalUnet1D:
-    """EDM teacher by Adam on edm_loss (docs/algorithm.md §3.3)."""
+def train_teacher(data: torch.Tensor, cfg: ToyConfig, generator: torch.Generator,
+                  on_step: Callable[[], None] | None = None) -> ConditionalUnet1D:
+    """EDM teacher by Adam on edm_loss (docs/algorithm.md §3.3); `on_step` is called after every step."""
     net = _make_net(cfg, 1)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.teacher_steps)
@@ -111,6 +113,8 @@ def train_teacher(data: torch.Tensor, cfg: ToyConfig, generator: torch.Generator
         loss.backward()
         opt.step()
         sched.step()
+        if on_step is not None:
+            on_step()
     return net.eval()
 
 
@@ -122,9 +126,11 @@ def warm_started_student(teacher: ConditionalUnet1D, cfg: ToyConfig) -> Conditio
 
 
 def train_student(
-    teacher: ConditionalUnet1D, data: torch.Tensor, cfg: ToyConfig, reward_weight: float, generator: torch.Generator
+    teacher: ConditionalUnet1D, data: torch.Tensor, cfg: ToyConfig, reward_weight: float, generator: torch.Generator,
+    on_step: Callable[[], None] | None = None,
 ) -> ConditionalUnet1D:
-    """CTM student (σ_r = 0) or RACTD student (σ_r > 0): α·L_CTM + β·L_DSM + σ_r·L_reward (docs/algorithm.md §4.8)."""
+    """CTM student (σ_r = 0) or RACTD student (σ_r > 0): α·L_CTM + β·L_DSM + σ_r·L_reward (docs/algorithm.md §4.8);
+    `on_step` is called after every step."""
     ctm_cfg = CTMConfig(reward_weight=reward_weight, ode_steps_max=cfg.ode_steps_max, dsm_on=cfg.dsm_on,
                         reward_on=cfg.reward_on)
     student = warm_started_student(teacher, cfg)
@@ -139,6 +145,8 @@ def train_student(
         losses.total.backward()
         opt.step()
         update_target(target, student, ctm_cfg.target_decay)
+        if on_step is not None:
+            on_step()
     return student.eval()
 
 
@@ -188,17 +196,20 @@ def run_toy(cfg: ToyConfig | None = None, progress: bool = True) -> tuple[list[T
     g = torch.Generator().manual_seed(cfg.seed)
     data, _ = two_mode_dataset(cfg.n_data, cfg, g)
     times: dict[str, float] = {}
-    with progress_bar("toy: teacher (EDM)", total=3, enabled=progress, transient=True) as bar:
+    total = cfg.teacher_steps + 2 * cfg.student_steps + 1  # optimizer steps, then the evaluation
+    with progress_bar("toy: teacher (EDM)", total=total, enabled=progress, transient=True) as bar:
         start = time.perf_counter()
-        teacher = train_teacher(data, cfg, g)
+        teacher = train_teacher(data, cfg, g, on_step=bar.advance)
         times["teacher"] = time.perf_counter() - start
-        bar.update(advance=1, description="toy: CTD student (σ_r = 0)")
+        bar.update(description="toy: CTD student (σ_r = 0)")
         start = time.perf_counter()
-        ctd = train_student(teacher, data, cfg, 0.0, g)
+        ctd = train_student(teacher, data, cfg, 0.0, g, on_step=bar.advance)
         times["ctd"] = time.perf_counter() - start
-        bar.update(advance=1, description=f"toy: RACTD student (σ_r = {cfg.reward_weight})")
+        bar.update(description=f"toy: RACTD student (σ_r = {cfg.reward_weight})")
         start = time.perf_counter()
-        ractd = train_student(teacher, data, cfg, cfg.reward_weight, g)
+        ractd = train_student(teacher, data, cfg, cfg.reward_weight, g, on_step=bar.advance)
         times["ractd"] = time.perf_counter() - start
+        bar.update(description="toy: sampling")
+        rows = evaluate_toy(teacher, {"CTD": ctd, "RACTD": ractd}, data, cfg)
         bar.advance()
-    return evaluate_toy(teacher, {"CTD": ctd, "RACTD": ractd}, data, cfg), times
+    return rows, times

@@ -85,6 +85,22 @@ def episode_limit(env: gym.Env, max_episode_steps: int | None) -> int:
     return int(spec_limit)
 
 
+def expected_steps(ended: Sequence[int], running: Sequence[int], pending: int, limit: int) -> int:
+    """Env steps an evaluation is expected to take in all, from the episode lengths seen so far: the ended
+    episodes' lengths; for a running episode that has lived l steps, the mean length of the ended episodes that
+    lived longer than l (the step limit when none did); for a pending one, the mean over all of these."""
+    ended_sorted = np.sort(np.asarray(ended, dtype=np.float64))
+    suffix = np.cumsum(ended_sorted[::-1])[::-1]  # suffix[i] = sum of ended_sorted[i:]
+    finals = []
+    for lived in running:
+        i = int(np.searchsorted(ended_sorted, lived, side="right"))  # ended episodes longer than `lived`
+        n_longer = ended_sorted.size - i
+        finals.append(min(limit, suffix[i] / n_longer) if n_longer else limit)
+    seen = [*ended_sorted.tolist(), *finals]
+    mean = float(np.mean(seen)) if seen else float(limit)
+    return int(round(sum(seen) + pending * mean))
+
+
 def _env_id(env: gym.Env) -> str:
     return env.spec.id if env.spec is not None else type(env.unwrapped).__name__
 
@@ -220,9 +236,10 @@ def evaluate(
             policy.reset(observations[slots], _reset_infos(infos, episode_seeds), slots)
             policy_seconds += time.perf_counter() - t0
 
-        # progress in episode-steps of budget: an early end advances by the unused steps
+        # progress in env steps, out of the steps expected from the episode lengths seen so far
         with progress_bar("evaluating", n_episodes * limit, progress, info=f"0/{n_episodes} episodes") as bar:
-            done = 0
+            done = steps = 0
+            ended: list[int] = []  # lengths of the episodes that ended, for the expected total
             start = time.perf_counter()
             start_episodes(np.arange(n_slots))
             while running.any():
@@ -240,14 +257,18 @@ def evaluate(
                         episode = episode_of_slot[slot]
                         episode_rewards[episode] = np.array(rewards_of_slot[slot])
                         episode_terminated[episode] = bool(terminated)
+                        ended.append(len(rewards_of_slot[slot]))
                         finished.append(slot)
-                        bar.advance(limit - len(rewards_of_slot[slot]))
                 running[finished] = False
                 done += len(finished)
-                bar.update(advance=len(slots), info=f"{done}/{n_episodes} episodes")
+                steps += len(slots)
                 refill = np.array(finished[: n_episodes - next_episode], dtype=np.int64)
                 if refill.size:
                     start_episodes(refill)
+                if progress:
+                    lengths = [len(rewards_of_slot[slot]) for slot in np.flatnonzero(running)]
+                    total = expected_steps(ended, lengths, n_episodes - next_episode, limit)
+                    bar.update(completed=steps, total=total, info=f"{done}/{n_episodes} episodes")
             wall = time.perf_counter() - start
     finally:
         for env in envs:

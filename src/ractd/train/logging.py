@@ -174,6 +174,20 @@ class TrainProgress:
         self.bar.update(completed=step, description=f"[bold]{self.title} epoch {epoch + 1}/{epochs}", info=info)
 
 
+def resume_line(run_dir: str | Path, step: int, total_steps: int, stop_step: int | None = None) -> str:
+    """What a resumed run says before its progress bar: `resuming runs/T/teacher from step 1,234 of 1,500`."""
+    stop = f", stopping at step {stop_step:,}" if stop_step is not None and stop_step < total_steps else ""
+    return f"resuming {run_dir} from step {step:,} of {total_steps:,}{stop}"
+
+
+def say(line: str) -> None:
+    """Print one line to stdout (above any progress bar that follows)."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    Console(soft_wrap=True, highlight=False).print(escape(line))
+
+
 @contextmanager
 def train_progress(total: int, start: int, enabled: bool, title: str = "train") -> Iterator[TrainProgress]:
     """A progress bar over optimizer steps `start`..`total` with ETA and the latest losses (disabled: silent)."""

@@ -40,7 +40,7 @@ from ractd.train.artifacts import (
 )
 from ractd.train.distributed import DistInfo, all_reduce_mean, cleanup, init_distributed, shard, wrap_ddp
 from ractd.train.evaluation import callback_scalars, validation_loss
-from ractd.train.logging import CSV_NAME, RunLogger, train_progress
+from ractd.train.logging import CSV_NAME, RunLogger, resume_line, say, train_progress
 from ractd.train.meta import utc_now
 from ractd.train.order import batch_to_tensors, epoch_permutation, rank_seed, seed_everything
 from ractd.train.protocols import BatchSource, Callback, Objective, TrainResult, check_objective, to_float
@@ -132,6 +132,8 @@ def _train(objective: Objective, data: BatchSource, cfg: LoopConfig, run_dir: Pa
     ck = ckpt_io.load_checkpoint(run_dir) if resume else None
     if ck is not None:
         run.restore(ck)
+        if progress and info.is_main:
+            say(resume_line(run_dir, run.step, run.total_steps, run.stop_step))
     else:
         if info.is_main:
             clear_training_artifacts(run_dir)
