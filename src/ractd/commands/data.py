@@ -8,7 +8,11 @@ from typing import Any
 import typer
 
 app = typer.Typer(
-    help="Offline datasets: generate (Maze2d, MuJoCo locomotion), inspect, list.", no_args_is_help=True
+    help="""Offline datasets: generate (Maze2d, MuJoCo locomotion), inspect, list.
+
+Examples:
+  ractd data generate maze2d-umaze
+  ractd data info /data/hopper_medium_replay-v2.hdf5""", no_args_is_help=True
 )
 
 LOCOMOTION_ROBOTS = ("hopper", "walker2d", "halfcheetah")
@@ -44,6 +48,10 @@ def generate(
 
     Locomotion levels other than random train PPO behaviour policies once per env (cached in
     <data root>/ENV-policies), which needs the generate extra: pip install 'ractd[generate]'.
+
+    Examples:
+      ractd data generate maze2d-umaze
+      ractd data generate hopper-medium-replay --steps 200000 --seed 1
     """
     from ractd.envs.registry import get_task
     from ractd.paths import data_root
@@ -133,7 +141,12 @@ def info(
     task: str | None = typer.Option(None, "--task", help="Task whose reference returns normalize scores."),
     plot: Path | None = typer.Option(None, "--plot", help="Histogram PNG (default: ./<name>-returns.png)."),
 ) -> None:
-    """Print SOURCE's card (episodes, steps, return distribution) and write its return histogram."""
+    """Print SOURCE's card (episodes, steps, return distribution) and write its return histogram.
+
+    Examples:
+      ractd data info maze2d-umaze
+      ractd data info /data/hopper_medium_replay-v2.hdf5 --task hopper-medium-replay
+    """
     from ractd.data.card import dataset_card, format_card, plot_return_histogram
     from ractd.data.errors import DatasetError
     from ractd.data.sources import load_dataset
@@ -159,7 +172,14 @@ def info(
 
 @app.command("list")
 def list_datasets() -> None:
-    """List generated datasets (<data root>/NAME/NAME.hdf5) and local Minari datasets."""
+    """List generated datasets (<data root>/NAME/NAME.hdf5) and local Minari datasets.
+
+    The data root is $RACTD_DATA_DIR (default ~/.ractd/datasets); Minari's is $MINARI_DATASETS_PATH.
+
+    Examples:
+      ractd data list
+      RACTD_DATA_DIR=/data/ractd ractd data list
+    """
     from ractd.data.minari_io import list_minari_datasets
     from ractd.io import read_json
     from ractd.paths import data_root, minari_root

@@ -8,7 +8,11 @@ from typing import Any, NoReturn
 
 import typer
 
-app = typer.Typer(help="Figures (PNG): learning curves, evaluation scores, latency.", no_args_is_help=True)
+app = typer.Typer(help="""Figures (PNG): learning curves, evaluation scores, latency.
+
+Examples:
+  ractd plot curves runs/hopper-medium/teacher runs/hopper-medium/student
+  ractd plot latency runs/hopper-medium/bench.json""", no_args_is_help=True)
 
 USER_ERRORS = (ValueError, TypeError, KeyError, OSError)
 
@@ -61,7 +65,9 @@ def curves(
 ) -> None:
     """Learning curves from train.csv: one panel per loss term, the runs overlaid.
 
-    Example: ractd plot curves runs/hopper-medium/teacher runs/hopper-medium/student --smooth 20 --out curves.png
+    Examples:
+      ractd plot curves runs/hopper-medium/teacher runs/hopper-medium/student
+      ractd plot curves runs/hopper-medium/student --key reward --smooth 20 -o reward.png
     """
     from ractd.evaluate.figures import plot_loss_panels
 
@@ -114,13 +120,15 @@ def returns(
                                        "(generated name, D4RL hdf5 path or Minari id)."),
     labels: list[str] = typer.Option([], "--label", "-l", help="Row labels, one per file, in order (default: "
                                      "from the file names)."),
-    bins: int = typer.Option(30, "--bins", min=1),
+    bins: int = typer.Option(30, "--bins", min=1, help="Histogram bins per row."),
     title: str | None = typer.Option(None, "--title", help="Figure title (default: the environments)."),
 ) -> None:
     """Score histograms, one row per evaluation (D4RL normalized score ×100 when the files have it, else the raw
     return), mean ± SE marked, the dataset's episodes underneath with --dataset.
 
-    Example: ractd plot returns runs/hopper-medium-expert/*/eval-*.json --dataset hopper-medium-expert
+    Examples:
+      ractd plot returns runs/hopper-medium-expert/*/eval-*.json
+      ractd plot returns runs/hopper-medium-expert/student/eval-*.json --dataset hopper-medium-expert
     """
     from ractd.evaluate.figures import plot_score_rows
     from ractd.evaluate.results import EvalResult
@@ -161,7 +169,9 @@ def latency(
     """Milliseconds per action per case as log-scale bars: student NFE 1–4, teacher Heun, bare forward, per batch
     size, with the student/teacher speedup.
 
-    Example: ractd plot latency runs/hopper-medium/bench.json
+    Examples:
+      ractd plot latency runs/hopper-medium/bench.json
+      ractd plot latency bench-gpu.json -o latency-gpu.png
     """
     from ractd.evaluate.figures import plot_latency
     from ractd.io import read_json

@@ -163,7 +163,12 @@ def runs(
     root: Path = typer.Argument(Path("runs"), help="Folder to search for run folders (default: runs/)."),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON instead of a table."),
 ) -> None:
-    """Every run folder below ROOT: stage, task, dataset, steps, status, wall time, evaluation scores."""
+    """Every run folder below ROOT: stage, task, dataset, steps, status, wall time, evaluation scores.
+
+    Examples:
+      ractd runs
+      ractd runs runs/hopper-medium-replay --json
+    """
     from rich.console import Console
 
     try:
