@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from ractd.artifact import ArtifactError, load_artifact
 from ractd.cli import app
 from ractd.presets import resolve_config
-from ractd.stages import teacher_settings, train_stage
+from ractd.stages import inherited_settings, train_stage
 from tests.conftest import TINY
 
 runner = CliRunner()
@@ -46,7 +46,7 @@ def test_a_student_of_a_non_default_teacher_uses_the_teachers_constants(edm_scal
     assert student.denoiser.kind == "ctm" and student.denoiser.edm == teacher.denoiser.edm
     header = json.loads((edm_scaled_runs / "student" / "config.json").read_text())
     assert header["denoiser"]["edm"]["scaling"] == "edm" and header["config"]["teacher"]["edm"]["sigma_max"] == 40
-    assert teacher_settings(edm_scaled_runs)["teacher"]["edm"] == header["denoiser"]["edm"]
+    assert inherited_settings("student", edm_scaled_runs).layer["teacher"]["edm"] == header["denoiser"]["edm"]
 
 
 def test_the_distillation_objective_is_built_with_the_teachers_constants(edm_scaled_runs, tmp_path, monkeypatch):
@@ -61,7 +61,7 @@ def test_the_distillation_objective_is_built_with_the_teachers_constants(edm_sca
     monkeypatch.setattr(ractd.train, "train", fake_train)
     for run in ("teacher", "reward"):
         shutil.copytree(edm_scaled_runs / run, tmp_path / run)
-    cfg = resolve_config("hopper-random", "cpu", HOPPER, inherited=teacher_settings(tmp_path))
+    cfg = resolve_config("hopper-random", "cpu", HOPPER, inherited=inherited_settings("student", tmp_path).layer)
     with pytest.raises(KeyboardInterrupt):
         train_stage(cfg, "student", tmp_path, progress=False)
     objective = seen["objective"]

@@ -15,14 +15,39 @@ from .commands.data import app as data_app
 from .commands.plot import app as plot_app
 from .commands.runs import runs as runs_command
 
-app = typer.Typer(help="ractd: one-step diffusion planning for offline RL (RACTD).", no_args_is_help=True,
-                  pretty_exceptions_show_locals=False)
+HELP = {"help_option_names": ["-h", "--help"]}  # -h everywhere: sub-commands inherit the root's context settings
+app = typer.Typer(no_args_is_help=True, pretty_exceptions_show_locals=False, context_settings=HELP)
 app.add_typer(data_app, name="data")
 app.add_typer(plot_app, name="plot")
-train_app = typer.Typer(help="Train a stage: teacher, reward, student, inverse-dynamics.", no_args_is_help=True)
+train_app = typer.Typer(no_args_is_help=True, help="""Train a stage of TASK into RUNS/TASK/STAGE: teacher first, then \
+reward (and inverse-dynamics for Maze2d), then student. Each later stage uses the teacher run's dataset.
+
+Examples:
+  ractd train teacher --task hopper-medium-replay --dataset /data/hopper.hdf5
+  ractd train reward --task hopper-medium-replay""")
 app.add_typer(train_app, name="train")
 console = Console(soft_wrap=True, highlight=False)
 errors = Console(stderr=True, soft_wrap=True, highlight=False)  # one line per error, on stderr
+
+
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        console.print(f"ractd {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """ractd: one-step diffusion planning for offline RL (RACTD).
+
+    Examples:
+      ractd quickstart
+      ractd train teacher --task maze2d-umaze
+      ractd train -h
+    """
 
 
 def _threads(threads: int) -> None:
@@ -47,33 +72,21 @@ def _fail(e: Exception) -> None:
 def _train(stage: str, task: str, size: str | None, overrides: list[str], config: Path | None, runs: Path,
            name: str | None, device: str | None, seed: int | None, dataset: str | None, resume: bool,
            threads: int) -> None:
+    """`ractd train STAGE`: the Python API's `Pipeline.fit` (`ractd.api.plan_stage`), with one-line errors."""
     _threads(threads)
     import warnings
 
-    from .presets import resolve_config
-    from .stages import prepare_stage, teacher_settings
+    from rich.markup import escape
 
-    size = size or ("cpu" if not _has_gpu() else "paper")
-    extra = list(overrides)
-    if device:
-        extra.append(f"device={device}")
-    if seed is not None:
-        extra.append(f"seed={seed}")
-    if dataset:
-        extra.append(f'data.dataset="{dataset}"')
+    from .api import plan_stage, task_config
+
     with warnings.catch_warnings():  # a warning is one line on stderr, like an error
         warnings.showwarning = _warn_one_line
         try:
-            cfg = resolve_config(task, size, extra, str(config) if config else None)
-            if stage == "student":  # the teacher run's network and EDM constants, unless set here (then checked)
-                inherited = teacher_settings(runs / task, cfg.student.teacher_run)
-                if inherited:
-                    cfg = resolve_config(task, size, extra, str(config) if config else None, inherited=inherited)
-            run = prepare_stage(cfg, stage, runs / task, name=name, resume=resume)  # checks, writes nothing
-            if run.finished:
-                from rich.markup import escape
-
-                console.print(escape(run.folder.describe()))
+            cfg = task_config(task, size, dataset=dataset, seed=seed, device=device, overrides=overrides,
+                              config_file=config)
+            run = plan_stage(cfg, stage, runs, name=name, resume=resume, say=lambda line: console.print(escape(line)))
+            if run.finished:  # it said so
                 return
             run_dir = run.train(progress=True)
         except USER_ERRORS as e:
@@ -87,33 +100,85 @@ def _warn_one_line(message, category, filename, lineno, file=None, line=None) ->
     errors.print(f"[yellow]warning:[/] {escape(str(message))}")
 
 
-def _has_gpu() -> bool:
-    import torch
+# The options `ractd train` and `ractd config` share: they build the same config (`ractd.api.config`).
+def _size_option():
+    return typer.Option(None, "--size", help="Preset size: cpu | paper (default: paper when CUDA is available, "
+                        "else cpu).")
 
-    return torch.cuda.is_available()
+
+def _set_option():
+    return typer.Option([], "--set", help="Override any config field, repeatable: --set "
+                        "student.ctm.reward_weight=0 (values parse as JSON).")
+
+
+def _config_option():
+    return typer.Option(None, "--config", help="JSON config merged over the preset: a (partial) config, or a run's "
+                        "config.json to train or show that run's config again.")
+
+
+def _dataset_option():
+    return typer.Option(None, "--dataset", help="Generated name, D4RL hdf5 path or Minari id (default: the task's "
+                        "dataset; reward, student and inverse-dynamics use the teacher run's).")
+
+
+def _seed_option():
+    return typer.Option(None, "--seed", help="Seed of the run: data order, initialization, noise (default: the "
+                        "preset's, 0).")
+
+
+def _device_option():
+    return typer.Option(None, "--device", help="cpu | cuda | cuda:N | mps (default: cpu).")
 
 
 def _train_command(stage: str):
     def command(
         task: str = typer.Option(..., "--task", "-t", help="Task preset (e.g. hopper-medium-replay, maze2d-umaze) "
                                  "or a gymnasium env id with --dataset."),
-        size: str | None = typer.Option(None, "--size", help="Preset size: cpu | paper (default: paper on a GPU)."),
-        overrides: list[str] = typer.Option([], "--set", help="Override any field: --set student.ctm.reward_weight=0"),
-        config: Path | None = typer.Option(None, "--config", help="JSON file merged over the preset."),
-        runs: Path = typer.Option(Path("runs"), "--runs", help="Run root: artifacts go to RUNS/TASK/NAME."),
+        size: str | None = _size_option(),
+        overrides: list[str] = _set_option(),
+        config: Path | None = _config_option(),
+        runs: Path = typer.Option(Path("runs"), "--runs", help="Run root: the stage goes to RUNS/TASK/NAME."),
         name: str | None = typer.Option(None, "--name", help="Run folder name (default: the stage)."),
-        device: str | None = typer.Option(None, "--device", help="cpu | cuda | cuda:N | mps"),
-        seed: int | None = typer.Option(None, "--seed"),
-        dataset: str | None = typer.Option(None, "--dataset", help="Generated name, D4RL hdf5 path or Minari id."),
+        device: str | None = _device_option(),
+        seed: int | None = _seed_option(),
+        dataset: str | None = _dataset_option(),
         resume: bool = typer.Option(True, "--resume/--restart", help="Resume an unfinished run of the same config "
                                     "and dataset; --restart deletes the run folder's files and starts over."),
         threads: int = typer.Option(1, "--threads", help="torch CPU threads (0 = torch default)."),
     ) -> None:
         _train(stage, task, size, overrides, config, runs, name, device, seed, dataset, resume, threads)
 
-    command.__doc__ = f"Train the {stage.replace('_', ' ')} of TASK."
+    command.__doc__ = TRAIN_HELP[stage]
     return command
 
+
+TRAIN_HELP = {
+    "teacher": """Train the EDM diffusion teacher of TASK: p(plan | state), sampled by Heun (158 NFE).
+
+    Examples:
+      ractd train teacher --task maze2d-umaze
+      ractd train teacher --task Hopper-v5 --dataset /data/hopper.hdf5
+    """,
+    "reward": """Train the return-to-go reward model of TASK, on the teacher run's dataset.
+
+    Examples:
+      ractd train reward --task hopper-medium-replay
+      ractd train reward --task hopper-medium-replay --set reward.train.epochs=20
+    """,
+    "student": """Train the CTM student of TASK: distils the teacher run with the reward model; plans in one step.
+
+    Examples:
+      ractd train student --task hopper-medium-replay
+      ractd train student --task hopper-medium-replay --name ctd \\
+          --set student.ctm.reward_weight=0
+    """,
+    "inverse_dynamics": """Train the inverse dynamics a = f(s, s') of TASK, the optional Maze2d controller.
+
+    Examples:
+      ractd train inverse-dynamics --task maze2d-medium
+      ractd eval runs/maze2d-medium/student --controller inverse_dynamics
+    """,
+}
 
 for _stage in ("teacher", "reward", "student", "inverse_dynamics"):
     train_app.command(_stage.replace("_", "-"))(_train_command(_stage))
@@ -122,7 +187,7 @@ for _stage in ("teacher", "reward", "student", "inverse_dynamics"):
 @app.command("eval")
 def eval_command(
     run: Path = typer.Argument(..., help="A teacher or student run folder."),
-    episodes: int = typer.Option(100, "--episodes", "-n", min=1),
+    episodes: int = typer.Option(100, "--episodes", "-n", min=1, help="Number of episodes."),
     seed: int = typer.Option(0, "--seed", help="Episode i is reset with seed + i."),
     sampler: str = typer.Option("auto", "--sampler", help="auto | one_step | multistep:K | heun[:LEVELS] | ddim:K"),
     controller: str = typer.Option("tracking", "--controller", help="Maze2d: tracking | inverse_dynamics"),
@@ -130,19 +195,26 @@ def eval_command(
                                                  "(default: RUN/../inverse_dynamics if present)."),
     legacy_running_max: bool = typer.Option(False, "--legacy-running-max", help="Also report the reference "
                                             "code's Σ_t max_{τ≤t} r_τ metric (MuJoCo; docs/algorithm.md §8 item 1)."),
-    n_action_steps: int | None = typer.Option(None, "--n-action-steps", help="Closed loop: actions per plan."),
+    n_action_steps: int | None = typer.Option(None, "--n-action-steps", help="Closed loop: actions executed per "
+                                              "plan (default: the run's eval.n_action_steps)."),
     weights: str = typer.Option("last", "--weights", help="last | ema | best (online model selection, best/)."),
     out: Path | None = typer.Option(None, "--out", help="Result JSON (default: RUN/eval-WEIGHTS-SAMPLERSTEPS-"
                                     "nEPISODES-seedSEED.json, with the controller after the sampler for Maze2d)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing result file."),
-    max_parallel: int = typer.Option(100, "--max-parallel"),
+    max_parallel: int = typer.Option(100, "--max-parallel", help="Environments stepped together (batched planner "
+                                     "calls)."),
     device: str = typer.Option("cpu", "--device", help="cpu | cuda | cuda:N | mps"),
-    threads: int = typer.Option(1, "--threads"),
+    threads: int = typer.Option(1, "--threads", help="torch CPU threads (0 = torch default)."),
 ) -> None:
     """Seeded, vectorized evaluation: true return Σ r_t, D4RL normalized score ×100, mean ± SE.
 
     Episode i is reset with seed + i and draws its planner noise from its own generator, so its result does not
-    depend on --episodes or --max-parallel (up to float rounding of batched network calls)."""
+    depend on --episodes or --max-parallel (up to float rounding of batched network calls).
+
+    Examples:
+      ractd eval runs/hopper-medium-replay/student -n 100
+      ractd eval runs/maze2d-umaze/teacher --sampler heun -n 20
+    """
     _threads(threads)
     from .envs import get_task, make_env
     from .evaluate import check_result_path, evaluate, result_file_name
@@ -172,11 +244,16 @@ def eval_command(
 def bench(
     run_root: Path = typer.Argument(..., help="A task's run root holding teacher/ and student/."),
     out: Path | None = typer.Option(None, "--out", help="JSON output (default: RUN_ROOT/bench.json)."),
-    batch: list[int] = typer.Option([1, 100], "--batch", help="Batch sizes to time."),
-    device: str = typer.Option("cpu", "--device"),
-    threads: int = typer.Option(1, "--threads"),
+    batch: list[int] = typer.Option([1, 100], "--batch", help="Batch sizes to time (repeatable)."),
+    device: str = typer.Option("cpu", "--device", help="cpu | cuda | cuda:N | mps"),
+    threads: int = typer.Option(1, "--threads", help="torch CPU threads (0 = torch default)."),
 ) -> None:
-    """Per-action latency: student NFE 1–4 vs teacher Heun (158 NFE) vs bare forward; table + JSON."""
+    """Per-action latency: student NFE 1–4 vs teacher Heun (158 NFE) vs bare forward; table, JSON and bar chart.
+
+    Examples:
+      ractd bench runs/hopper-medium-replay
+      ractd bench runs/hopper-medium-replay --batch 1 --device cuda
+    """
     _threads(threads)
     from . import bench as bench_mod
 
@@ -192,28 +269,46 @@ def export(
     onnx: Path = typer.Option(..., "--onnx", help="Output .onnx path."),
     check: bool = typer.Option(True, "--check/--no-check", help="Compare onnxruntime with PyTorch."),
 ) -> None:
-    """Export the one-step planner (normalization included) to ONNX."""
+    """Export the one-step planner (normalization included) to ONNX.
+
+    Examples:
+      ractd export runs/hopper-medium-replay/student --onnx planner.onnx
+      ractd export runs/maze2d-umaze/student --onnx maze.onnx --no-check
+    """
     from . import export as export_mod
 
     try:
-        console.print(export_mod.export_command(run, onnx, check))
+        with console.status(f"exporting {run} to {onnx}" + (", then checking it with onnxruntime" if check else "")):
+            line = export_mod.export_command(run, onnx, check)
     except USER_ERRORS as e:
         _fail(e)
+    console.print(line)
 
 
 @app.command()
 def quickstart(
-    task: str = typer.Option("maze2d-umaze", "--task", "-t"),
-    out: Path = typer.Option(Path("results/quickstart"), "--out"),
-    size: str = typer.Option("cpu", "--size"),
-    episodes: int = typer.Option(50, "--episodes", "-n"),
-    seed: int = typer.Option(0, "--seed"),
-    dataset_steps: int | None = typer.Option(None, "--dataset-steps"),
+    task: str = typer.Option("maze2d-umaze", "--task", "-t", help="Task: maze2d-umaze|medium|large or a "
+                             "hopper|walker2d|halfcheetah dataset such as hopper-medium-replay."),
+    out: Path = typer.Option(Path("results/quickstart"), "--out", help="Results folder (default: "
+                             "results/quickstart, or results/quickstart-TASK for another task)."),
+    size: str = typer.Option("cpu", "--size", help="Preset size: cpu | paper."),
+    episodes: int = typer.Option(50, "--episodes", "-n", help="Evaluation episodes per method."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the data, the training runs and the evaluation."),
+    dataset_steps: int | None = typer.Option(None, "--dataset-steps", help="Steps of the generated dataset "
+                                             "(default: a small quick dataset)."),
     tiny: bool = typer.Option(False, "--tiny", help="Seconds-scale smoke run (tests)."),
-    overrides: list[str] = typer.Option([], "--set"),
-    threads: int = typer.Option(1, "--threads"),
+    overrides: list[str] = typer.Option([], "--set", help="Override any config field of every stage, "
+                                        "repeatable: --set student.train.epochs=100."),
+    threads: int = typer.Option(1, "--threads", help="torch CPU threads (0 = torch default)."),
 ) -> None:
-    """The embedded default: generate data, train teacher/reward/CTD/RACTD, evaluate, benchmark, one table."""
+    """The embedded default: generate data, train teacher/reward/CTD/RACTD, evaluate, benchmark, one table.
+
+    Resumes where it stopped: finished stages and evaluations are reused.
+
+    Examples:
+      ractd quickstart
+      ractd quickstart --task hopper-medium-replay -n 20
+    """
     _threads(threads)
     from .quickstart import format_table, run_quickstart
 
@@ -226,8 +321,14 @@ def quickstart(
 
 
 @app.command()
-def toy(seed: int = typer.Option(0, "--seed"), threads: int = typer.Option(1, "--threads")) -> None:
-    """Toy distillation on two modes with a known reward (the diffusion core, no environment)."""
+def toy(seed: int = typer.Option(0, "--seed", help="Seed of the data, training and sampling."),
+        threads: int = typer.Option(1, "--threads", help="torch CPU threads (0 = torch default).")) -> None:
+    """Toy distillation on two modes with a known reward: the diffusion core, no environment (~2 min on a CPU).
+
+    Examples:
+      ractd toy
+      ractd toy --seed 3
+    """
     _threads(threads)
     from rich.table import Table
 
@@ -246,17 +347,28 @@ def toy(seed: int = typer.Option(0, "--seed"), threads: int = typer.Option(1, "-
 
 @app.command()
 def config(
-    task: str = typer.Argument(...),
-    size: str = typer.Option("cpu", "--size"),
-    overrides: list[str] = typer.Option([], "--set"),
+    task: str = typer.Argument(..., help="Task preset or gymnasium env id, as for `ractd train --task`."),
+    size: str | None = _size_option(),
+    overrides: list[str] = _set_option(),
+    config_file: Path | None = _config_option(),
+    dataset: str | None = _dataset_option(),
+    seed: int | None = _seed_option(),
+    device: str | None = _device_option(),
 ) -> None:
-    """Print the resolved config of TASK as JSON (preset + overrides)."""
+    """Print the config `ractd train` would use for TASK with the same options, on this machine, as JSON.
+
+    Examples:
+      ractd config hopper-medium-replay --size paper --seed 1
+      ractd config maze2d-umaze --config runs/maze2d-umaze/student/config.json
+    """
     import json
 
-    from .presets import resolve_config
+    from .api import task_config
 
     try:
-        console.print_json(json.dumps(resolve_config(task, size, overrides).to_dict()))
+        cfg = task_config(task, size, dataset=dataset, seed=seed, device=device, overrides=overrides,
+                          config_file=config_file)
+        console.print_json(json.dumps(cfg.to_dict()))
     except USER_ERRORS as e:
         _fail(e)
 

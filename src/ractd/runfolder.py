@@ -100,7 +100,8 @@ def stage_settings(stage: str, config: dict[str, Any]) -> tuple[str, ...]:
     return (*common, stage)  # reward, inverse_dynamics
 
 
-def _covered(path: str, prefixes: tuple[str, ...]) -> bool:
+def covered(path: str, prefixes: tuple[str, ...]) -> bool:
+    """Whether the dotted `path` is one of `prefixes` or lies under one."""
     return any(path == p or path.startswith(p + ".") for p in prefixes)
 
 
@@ -124,7 +125,7 @@ def header_differences(saved: dict[str, Any], new: dict[str, Any]) -> list[str]:
     prefixes = tuple(dict.fromkeys((*stage_settings(stage, new["config"]), *stage_settings(stage, saved["config"]))))
     diffs = [f"{path} = {ours.get(path)!r} here, {theirs.get(path)!r} in the run"
              for path in sorted(set(ours) | set(theirs))
-             if _covered(path, prefixes) and not _bookkeeping(path) and ours.get(path) != theirs.get(path)]
+             if covered(path, prefixes) and not _bookkeeping(path) and ours.get(path) != theirs.get(path)]
     diffs += [f"{key} = {_show(key, new.get(key))!r} here, {_show(key, saved.get(key))!r} in the run"
               for key in HEADER_FIELDS if new.get(key) != saved.get(key)]
     return diffs

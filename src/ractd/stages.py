@@ -29,26 +29,100 @@ from .artifact import (
 )
 from .config import RunConfig
 from .prepare import PreparedData, check_dataset_fits_task, prepare_data, stage_windows
-from .runfolder import RunFolder, clear_run_folder, differing_fields, plan_run_folder
+from .runfolder import (
+    RunFolder,
+    as_json,
+    clear_run_folder,
+    covered,
+    differing_fields,
+    flatten,
+    plan_run_folder,
+)
 from .schema import to_dict
 
 if TYPE_CHECKING:
     from .evaluate.results import TopKCheckpoints
 
 
-def teacher_settings(run_root: str | Path, teacher_run: str = "teacher") -> dict[str, Any] | None:
-    """{"teacher": {kind, unet, edm}} of the teacher run `run_root/teacher_run` — what a student of it inherits
-    (`resolve_config(..., inherited=...)`) — or None if that run does not exist yet."""
-    from .io import read_json
+# What each stage takes from the teacher run of its task (config paths; a path covers everything under it). The
+# stages share the data settings so that their normalizers match; the student distils the teacher it is given,
+# with that teacher's network shape and EDM constants (docs/algorithm.md §4).
+INHERITED = {"teacher": (), "reward": ("data",), "inverse_dynamics": ("data",),
+             "student": ("data", "teacher.kind", "teacher.unet", "teacher.edm")}
+# Inherited data settings a stage may still set for itself: how many windows one of its epochs shows.
+OWN_DATA_SETTINGS = ("data.windows_per_epoch",)
 
-    path = Path(run_root) / teacher_run / "config.json"
-    if not path.exists():
+
+@dataclass(frozen=True)
+class Inheritance:
+    """The settings a stage takes from the teacher run (`inherited_settings`): `layer`, a partial RunConfig dict
+    for `resolve_config(..., inherited=layer)`, read from the teacher run at `run`."""
+
+    stage: str
+    run: Path
+    layer: dict[str, Any]
+
+    def check(self, cfg: RunConfig) -> None:
+        """Refuse a config whose data settings contradict the teacher run's (the user's --dataset, --set data.*
+        or --config, which are layered over the inherited settings): one error naming both values."""
+        ours, theirs = _flat(to_dict(cfg.data), "data"), _flat(self.layer.get("data", {}), "data")
+        diffs = [path for path in sorted(theirs) if path not in OWN_DATA_SETTINGS and ours.get(path) != theirs[path]
+                 and not _same_file(path, ours.get(path), theirs[path])]
+        if not diffs:
+            return
+        what = "; ".join(f"{path} = {ours.get(path)!r} here, {theirs[path]!r} in the teacher run" for path in diffs)
+        flags = " and ".join(dict.fromkeys("--dataset" if path == "data.dataset" else f"--set {path}"
+                                           for path in diffs))
+        stage = self.stage.replace("_", " ")
+        raise ValueError(f"{self.run} was trained on other data ({what}); the {stage} stage shares the teacher "
+                         f"run's dataset and data.* settings so that their normalizers match: drop {flags} to use "
+                         "the teacher run's, or train the other data in its own run root with --runs DIR")
+
+    def describe(self, own: RunConfig, cfg: RunConfig) -> str:
+        """One line saying what was taken from the teacher run: its dataset always, and every other setting that
+        differs from what the stage's own layers (`own`: preset, config file, overrides) would have given."""
+        ours, theirs = flatten(to_dict(own)), flatten(to_dict(cfg))
+        taken = [f"{path}={theirs[path]!r}" for path in sorted(theirs)
+                 if path != "data.dataset" and covered(path, INHERITED[self.stage]) and ours.get(path) != theirs[path]]
+        extra = f" and {', '.join(taken)}" if taken else ""
+        return f"using the teacher run's dataset {cfg.data.dataset}{extra} ({self.run})"
+
+
+def _flat(tree: dict[str, Any], prefix: str) -> dict[str, Any]:
+    return flatten(as_json(tree), prefix)
+
+
+def _same_file(path: str, a: Any, b: Any) -> bool:
+    """Two spellings of one dataset file (a relative and an absolute path) are the same dataset."""
+    if path != "data.dataset" or not isinstance(a, str) or not isinstance(b, str):
+        return False
+    return Path(a).is_file() and Path(b).is_file() and Path(a).resolve() == Path(b).resolve()
+
+
+def inherited_settings(stage: str, run_root: str | Path, teacher_run: str = "teacher") -> Inheritance | None:
+    """What `stage` takes from the teacher run `run_root/teacher_run` (`INHERITED`): the data settings for the
+    reward model, the inverse dynamics and the student, and the teacher's `kind`, `unet` and `edm` for the student;
+    None for the teacher itself, or when the teacher run does not exist yet."""
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}; expected one of {STAGES}")
+    run = Path(run_root) / teacher_run
+    path = run / "config.json"
+    if not INHERITED[stage] or not path.is_file():
         return None
-    header = upgrade_header(read_json(path))
-    teacher = header["config"].get("teacher", {})
-    edm = (header.get("denoiser") or {}).get("edm", teacher.get("edm"))
-    return {"teacher": {k: v for k, v in (("kind", teacher.get("kind")), ("unet", teacher.get("unet")),
-                                          ("edm", edm)) if v is not None}}
+    from .io import read_json
+    from .schema import from_dict
+
+    try:
+        header = upgrade_header(read_json(path))
+        saved = to_dict(from_dict(RunConfig, header["config"]))  # every field, defaults filled in
+    except (TypeError, ValueError, KeyError, AttributeError) as e:
+        raise ArtifactError(f"{path}: cannot read the teacher run's config ({e}); retrain the teacher, or point "
+                            "the stage at another teacher run with --set student.teacher_run=NAME") from None
+    layer: dict[str, Any] = {"data": saved["data"]}
+    if stage == "student":
+        edm = (header.get("denoiser") or {}).get("edm") or saved["teacher"]["edm"]
+        layer["teacher"] = {"kind": saved["teacher"]["kind"], "unet": saved["teacher"]["unet"], "edm": edm}
+    return Inheritance(stage, run, as_json(layer))
 
 
 def check_same_teacher(cfg: RunConfig, teacher: Artifact) -> None:
