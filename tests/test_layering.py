@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
 
 # leaves: unit -> the only ractd units it may import (a unit is ractd's top-level module or subpackage)
-ONLY = {"schema": set(), "io": set(), "progress": set(), "paths": set(), "loop_config": {"schema"}}
+ONLY = {"schema": set(), "io": set(), "progress": set(), "paths": set(), "devices": set(), "loop_config": {"schema"}}
 # unit -> units it must never import
 FORBIDDEN = {
     "nn": {"data", "envs", "diffusion", "train", "planning", "evaluate", "artifact", "prepare", "stages", "bench"},

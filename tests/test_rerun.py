@@ -85,7 +85,8 @@ REFUSED = {
     "other observation size": ("teacher", ["--dataset", "{other sizes}"], [],
                                ["observations of size 4 and actions of size 2",
                                 "observation space of size 11 and an action space of size 3"]),
-    "cuda without CUDA": ("teacher", ["--device", "cuda"], [], ["device 'cuda' is not available", "--device cpu"]),
+    "cuda without CUDA": ("teacher", ["--device", "cuda"], [],
+                          ["--device cuda: CUDA is not available on this machine", "--device cpu"]),
     "restart refused by a check": ("teacher", ["--device", "cuda", "--restart"], [], ["--device cpu"]),
 }
 

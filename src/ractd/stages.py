@@ -28,6 +28,7 @@ from .artifact import (
     write_stage_header,
 )
 from .config import RunConfig
+from .devices import check_device
 from .prepare import PreparedData, check_dataset_fits_task, prepare_data, stage_windows
 from .runfolder import (
     RunFolder,
@@ -140,22 +141,6 @@ def check_same_teacher(cfg: RunConfig, teacher: Artifact) -> None:
         raise ArtifactError(f"{teacher.path}: the student's teacher settings differ from the teacher run's "
                             f"({'; '.join(diff)}); the student uses the teacher run's settings — drop the "
                             f"override, or retrain the teacher with it")
-
-
-def check_device(device: str) -> None:
-    """Refuse a device this machine does not have, before anything is loaded or written."""
-    import re
-
-    if device == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
-        raise ValueError("device 'mps' is not available on this machine (torch.backends.mps.is_available() is "
-                         "False); train with --device cpu")
-    m = re.fullmatch(r"cuda(?::(\d+))?", device)
-    if m and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} is not available on this machine (torch.cuda.is_available() is "
-                         "False); train with --device cpu")
-    if m and m.group(1) is not None and int(m.group(1)) >= torch.cuda.device_count():
-        raise ValueError(f"device {device!r} is not available on this machine (it has "
-                         f"{torch.cuda.device_count()} CUDA device(s)); train with --device cuda:0 or --device cpu")
 
 
 @dataclass

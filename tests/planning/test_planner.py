@@ -9,12 +9,13 @@ import torch
 
 from ractd.artifact import Artifact, ArtifactError, load_artifact
 from ractd.config import apply_overrides
+from ractd.devices import check_device
 from ractd.diffusion import EDMConfig, ctm_jump, karras_sigma, multistep_sample
 from ractd.envs import make_env
 from ractd.evaluate import evaluate
 from ractd.export import random_observations
 from ractd.planning import Planner, PlannerPolicy, chain_sigmas, load_planner, tracking_action
-from ractd.planning.planner import check_device, episode_generator
+from ractd.planning.planner import episode_generator
 from ractd.prepare import prepare_data
 
 DT = 0.01  # Maze2d: one MuJoCo step of 0.01 s per env step

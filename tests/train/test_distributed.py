@@ -88,11 +88,10 @@ def test_single_process_helpers():
     assert wrap_ddp(net, info) is net and unwrap(net) is net
     assert all_reduce_mean({"a": 1.5}, info) == {"a": 1.5}
     assert resolve_device("cpu") == torch.device("cpu")
-    with pytest.raises(ValueError, match="device 'tpu': expected 'cpu', 'cuda', 'cuda:N' or 'mps'"):
+    with pytest.raises(ValueError, match="--device tpu: not a device; expected cpu, cuda, cuda:N or mps"):
         resolve_device("tpu")
     if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match=r"device 'cuda' requested but "
-                                             r"torch.cuda.is_available\(\) is False"):
+        with pytest.raises(ValueError, match=r"--device cuda: CUDA is not available on this machine .*--device cpu"):
             resolve_device("cuda")
 
 

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from ..artifact import Artifact, ArtifactError, load_artifact
+from ..devices import check_device
 from ..diffusion import multistep_sample, sample_ddim, sample_euler, sample_heun
 from .core import PlanCore
 from .samplers import SAMPLERS, SamplerSpec, chain_sigmas, ode_grid, parse_sampler
@@ -28,7 +29,6 @@ from .samplers import SAMPLERS, SamplerSpec, chain_sigmas, ode_grid, parse_sampl
 __all__ = ["SAMPLERS", "Planner", "SamplerSpec", "chain_sigmas", "episode_generator", "load_planner", "ode_grid",
            "parse_sampler"]
 
-DEVICE_TYPES = ("cpu", "cuda", "mps")
 
 Noise = Callable[[int], torch.Tensor]  # batch size B → standard normal noise (B, H, Dx)
 
@@ -38,25 +38,6 @@ def episode_generator(seed: int, episode_seed: int, device: str | torch.device =
     an evaluation is reset with `--seed` + i, docs/algorithm.md §6), mixed by numpy's SeedSequence."""
     state = np.random.SeedSequence([int(seed), int(episode_seed)]).generate_state(1, np.uint64)[0]
     return torch.Generator(device).manual_seed(int(state))
-
-
-def check_device(device: str | torch.device) -> torch.device:
-    """The torch device named by `device`, refused (ValueError) when it is not one or is not available here."""
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"--device {device}: not a device; expected cpu, cuda, cuda:N or mps") from None
-    if dev.type not in DEVICE_TYPES:
-        raise ValueError(f"--device {device}: not supported; expected cpu, cuda, cuda:N or mps")
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {device}: CUDA is not available on this machine (torch {torch.__version__}); "
-                         "use --device cpu")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise ValueError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s), "
-                         f"cuda:0 to cuda:{torch.cuda.device_count() - 1}")
-    if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"--device {device}: MPS is not available on this machine; use --device cpu")
-    return dev
 
 
 def check_finite_weights(art: Artifact) -> None:

@@ -8,13 +8,14 @@ CUDA). Without those variables everything degrades to a single process (rank 0 o
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
+
+from ractd.devices import check_device
 
 
 @dataclass(frozen=True)
@@ -48,27 +49,17 @@ def _env_int(name: str) -> int | None:
 
 
 def resolve_device(device: str, local_rank: int = 0) -> torch.device:
-    """'cpu' | 'cuda' | 'cuda:N' | 'mps' → torch.device, checking that it exists on this machine.
+    """'cpu' | 'cuda' | 'cuda:N' | 'mps' → torch.device this machine has (`ractd.devices.check_device`).
 
     Plain 'cuda' under torchrun means this process's GPU, cuda:LOCAL_RANK.
     """
-    if device == "cpu":
-        return torch.device("cpu")
-    if device == "mps":
-        if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
-            raise ValueError("device 'mps' requested but torch.backends.mps.is_available() is False")
-        return torch.device("mps")
-    m = re.fullmatch(r"cuda(?::(\d+))?", device)
-    if m:
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {device!r} requested but torch.cuda.is_available() is False "
-                             "(use device='cpu')")
-        index = int(m.group(1)) if m.group(1) is not None else local_rank
-        if index >= torch.cuda.device_count():
-            raise ValueError(f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) visible "
-                             f"(wanted cuda:{index})")
-        return torch.device("cuda", index)
-    raise ValueError(f"device {device!r}: expected 'cpu', 'cuda', 'cuda:N' or 'mps'")
+    dev = check_device(device)
+    if dev.type != "cuda" or dev.index is not None:
+        return dev
+    if local_rank >= torch.cuda.device_count():
+        raise ValueError(f"--device {device}: torchrun's LOCAL_RANK {local_rank} needs cuda:{local_rank}, but this "
+                         f"machine has {torch.cuda.device_count()} CUDA device(s)")
+    return torch.device("cuda", local_rank)
 
 
 def init_distributed(device: str = "cpu") -> DistInfo:
