@@ -394,6 +394,21 @@ def median(values: Sequence[float]) -> float:
     return ordered[mid] if len(ordered) % 2 else 0.5 * (ordered[mid - 1] + ordered[mid])
 
 
+@contextlib.contextmanager
+def recorded_case(ctx: Context, item: dict[str, Any], what: str):
+    """Measure one case: an exception becomes `item["error"]` and a recorded problem instead of ending the step,
+    and the device's memory is freed either way."""
+    try:
+        yield
+    except Exception as e:
+        traceback.print_exc()
+        item["error"] = error_text(e)
+    finally:
+        free_memory(ctx.device)
+    if "error" in item:
+        ctx.record.problem(f"{what}: {item['error']}")
+
+
 def error_text(e: BaseException) -> str:
     return f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"[:400]
 
@@ -675,10 +690,11 @@ def step_latency_variant(ctx: Context) -> None:
 
 def step_latency(ctx: Context) -> None:
     from ractd.bench import BenchSettings, benchmark_artifacts
+    from ractd.nn import count_parameters
 
     sizes = ctx.sizes
     cfg, arts = latency_artifacts(ctx)
-    params = {k: sum(p.numel() for p in a.net.parameters()) for k, a in arts.items()}
+    params = {k: count_parameters(a.net) for k, a in arts.items()}
     ctx.record.set("model", {"task": ctx.args.latency_task, "size": sizes.preset, "parameters": params,
                              "horizon": cfg.data.horizon})
     say(f"{ctx.args.latency_task} ({sizes.preset} size) parameters: {params}")
@@ -703,7 +719,7 @@ def step_latency(ctx: Context) -> None:
             ctx.record.append("variants", {**item, "skipped": "needs CUDA"})
             continue
         say(f"variant: {label}")
-        try:
+        with recorded_case(ctx, item, f"latency variant {label!r}"):
             if compiled:  # at the smallest batch only: every batch size compiles anew
                 timeout = time_left_for(ctx, sizes.compile_reserve_s)
                 if ctx.parts == sizes.compiled_cases:
@@ -714,14 +730,7 @@ def step_latency(ctx: Context) -> None:
                     batches = [min(sizes.latency_batches)]
                     item |= run_part(ctx, "latency_variant", {**item, "batches": batches}, timeout)
             else:
-                item = latency_variant(ctx, arts["student"], label, options, sizes.latency_batches)
-        except Exception as e:
-            traceback.print_exc()
-            item["error"] = error_text(e)
-        finally:
-            free_memory(ctx.device)
-        if "error" in item:
-            ctx.record.problem(f"latency variant {label!r}: {item['error']}")
+                item |= latency_variant(ctx, arts["student"], label, options, sizes.latency_batches)
         ctx.record.append("variants", item)
     ctx.record.set("summary", latency_summary(ctx.record.data))
 
@@ -918,7 +927,7 @@ def step_throughput(ctx: Context) -> None:
             continue
         say(f"{task} {stage} {label}, batch {case['paper_batch']}")
         started = time.monotonic()
-        try:
+        with recorded_case(ctx, item, f"throughput {task} {stage} {label}"):
             if compiled:
                 item |= run_part(ctx, "training_case", case, timeout)
             else:
@@ -927,13 +936,6 @@ def step_throughput(ctx: Context) -> None:
                     free_memory(ctx.device)
                     objectives[(task, stage)] = build_objective(cfg, stage, *task_dims(task), ctx.device)
                 item |= measure_training(ctx, case, objectives[(task, stage)])
-        except Exception as e:
-            traceback.print_exc()
-            item["error"] = error_text(e)
-        finally:
-            free_memory(ctx.device)
-        if "error" in item:
-            ctx.record.problem(f"throughput {task} {stage} {label}: {item['error']}")
         seconds[(task, stage)] = item["seconds"] = time.monotonic() - started
         ctx.record.append("cases", item)
     ctx.record.set("projection", throughput_projection(ctx.record.data.get("cases", [])))
