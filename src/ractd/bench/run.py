@@ -11,6 +11,7 @@ from typing import Any
 
 from ..artifact import Artifact
 from ..config import RunConfig
+from ..nn import count_parameters
 from .cases import build_cases, run_artifacts, untrained_artifacts
 from .report import GOAL_OVERHEAD, GOAL_SPEEDUP, case_rows, latency_table, summarize, summary_lines
 from .timing import environment_info, load_average, resolve_clock, run_cases
@@ -68,7 +69,7 @@ def benchmark_artifacts(models: Mapping[str, Mapping[str, Artifact]], settings: 
     if (load := load_average()) is not None:
         env["load_average_1min_end"] = load
     rows = case_rows(groups, clock)
-    params = {label: {net: sum(p.numel() for p in art.net.parameters()) for net, art in arts.items()}
+    params = {label: {net: count_parameters(art.net) for net, art in arts.items()}
               for label, arts in models.items()}
     return {"format": FORMAT, "environment": env, "parameters": params,
             "settings": {**dataclasses.asdict(s), "clock": clock},
