@@ -193,8 +193,9 @@ class Maze2dEnv(gym.Env):
     """D4RL's Maze2d task (frame, fixed goal, sparse reward, reset) on gymnasium-robotics' point maze.
 
     Observation: (x, y, vx, vy) in the D4RL frame (= `state_vector()`); action: force (ax, ay) in
-    [-1, 1]^2 in the D4RL frame. `goal` is the fixed evaluation goal (D4RL-frame xy), also returned
-    as `info["goal"]` by `reset` and `step`. The env never terminates; wrap it in a `TimeLimit`
+    [-1, 1]^2 in the D4RL frame. `goal` is the current episode's goal (D4RL-frame xy), also returned
+    as `info["goal"]` by `reset` and `step`: the fixed evaluation goal `fixed_goal` unless `reset` was
+    given `options={"goal": ...}`. The env never terminates; wrap it in a `TimeLimit`
     (the registry's `make_env` does) for D4RL's episode lengths.
     """
 
@@ -219,7 +220,9 @@ class Maze2dEnv(gym.Env):
         if not self.maze.is_free(cell):
             raise ValueError(f"goal_cell {cell} is not a free cell of the maze")
         self.goal_cell = cell
-        self.goal = np.array(cell, dtype=np.float64)  # D4RL env._target: the goal cell's integer coords
+        # D4RL env._target: the goal cell's integer coords; `goal` is the current episode's (reset options)
+        self.fixed_goal = np.array(cell, dtype=np.float64)
+        self.goal = self.fixed_goal.copy()
         self.frame = MazeFrame(self.maze.height, self.maze.width)
         self.reward_type = reward_type
         self.goal_radius = float(goal_radius)
@@ -269,9 +272,28 @@ class Maze2dEnv(gym.Env):
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
-        """Reset to a random free cell (or `options["reset_cell"]`) with D4RL's noise."""
+        """Reset to a random free cell with D4RL's noise; `options` may pin the episode's start and goal.
+
+        Options (all optional):
+            reset_cell: (row, col), a free cell to start in (D4RL's noise still applies).
+            start_state: (x, y, vx, vy) in the D4RL frame, the exact start state (no noise); its
+                position must lie in a free cell. Not together with `reset_cell`.
+            goal: (x, y) in the D4RL frame, this episode's goal (reward, `info["goal"]`,
+                `info["success"]`); it must lie in a free cell. Without it the goal is the env's fixed one.
+        """
         super().reset(seed=seed)
         options = options or {}
+        self.goal = self._episode_goal(options.get("goal"))
+        self._sim.goal = self.frame.position_to_gym(self.goal)
+        self._sim.update_target_site_pos()  # the rendered goal marker; sites do not touch the physics
+        if options.get("start_state") is not None:
+            if options.get("reset_cell") is not None:
+                raise ValueError("reset options: give either start_state or reset_cell, not both")
+            state = self._checked_state(options["start_state"])
+            self._point.reset()  # clears MuJoCo's data (time, warm starts) before we set the state
+            self.set_state(state[:2], state[2:])
+            obs = self.state_vector()
+            return obs, self._info(obs)
         if options.get("reset_cell") is not None:
             cell = (int(options["reset_cell"][0]), int(options["reset_cell"][1]))
             if not self.maze.is_free(cell):
@@ -285,6 +307,28 @@ class Maze2dEnv(gym.Env):
         self.set_state(qpos, qvel)
         obs = self.state_vector()
         return obs, self._info(obs)
+
+    def _episode_goal(self, goal: Any) -> np.ndarray:
+        """The goal for the next episode: `goal` (D4RL-frame xy in a free cell) or the env's fixed goal."""
+        if goal is None:
+            return self.fixed_goal.copy()
+        xy = np.asarray(goal, dtype=np.float64).reshape(-1)
+        if xy.shape != (2,) or not np.isfinite(xy).all():
+            raise ValueError(f"reset option goal must be a finite (x, y) position, got {goal!r}")
+        if not self.maze.is_free(self.maze.cell_of(xy)):
+            raise ValueError(f"reset option goal {xy.tolist()} lies in cell {self.maze.cell_of(xy)}, "
+                             "which is a wall or outside the maze")
+        return xy
+
+    def _checked_state(self, state: Any) -> np.ndarray:
+        """A start state (x, y, vx, vy) whose position lies in a free cell, as float64."""
+        s = np.asarray(state, dtype=np.float64).reshape(-1)
+        if s.shape != (4,) or not np.isfinite(s).all():
+            raise ValueError(f"reset option start_state must be a finite (x, y, vx, vy) state, got {state!r}")
+        if not self.maze.is_free(self.maze.cell_of(s[:2])):
+            raise ValueError(f"reset option start_state position {s[:2].tolist()} lies in cell "
+                             f"{self.maze.cell_of(s[:2])}, which is a wall or outside the maze")
+        return s
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """Apply a D4RL-frame force; reward from the next position (D4RL `MazeEnv.step`)."""
