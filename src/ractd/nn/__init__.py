@@ -1,17 +1,22 @@
-"""Networks: the 1-D temporal U-Net (teacher/student), the reward MLP, inverse dynamics."""
+"""Networks: the 1-D temporal U-Net (teacher/student; optional cross-attention to condition tokens), the reward MLP,
+inverse dynamics, time and condition embeddings."""
 
 import torch
 
-from .embeddings import SinusoidalPosEmb, TimeEmbedding
+from .attention import CrossAttention1D
+from .embeddings import FourierEmbedding, SinusoidalPosEmb, TimeEmbedding, TokenEmbedding
 from .mlp import InverseDynamics, ResidualMLP
 from .unet import ConditionalUnet1D, insert_zero_time_columns
 
 __all__ = [
     "ConditionalUnet1D",
+    "CrossAttention1D",
+    "FourierEmbedding",
     "InverseDynamics",
     "ResidualMLP",
     "SinusoidalPosEmb",
     "TimeEmbedding",
+    "TokenEmbedding",
     "insert_zero_time_columns",
 ]
 

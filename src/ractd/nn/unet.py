@@ -2,6 +2,9 @@
 
 One class serves the teacher (one time input τ_t) and the CTM student (two time inputs τ_t, τ_s
 through the *same* embedding, docs/algorithm.md §4.1). The FiLM vector is g = concat(emb(τ_t)[, emb(τ_s)], c).
+With `token_dim > 0` the network instead takes condition tokens (B, N, E) and reads them through a cross-attention
+block after every encoder and decoder residual block (docs/conditioning.md §2); without it, it is built and computes
+exactly as before (same parameters, same creation order, same arithmetic).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from .attention import CrossAttention1D
 from .embeddings import TimeEmbedding
 
 
@@ -58,6 +62,10 @@ class ConditionalUnet1D(nn.Module):
         n_time_inputs: 1 (teacher: t) or 2 (student: t and s, shared embedding).
         dropout: p for encoder/decoder residual blocks; mid_dropout: p for the two mid blocks
             (the reference code's hidden default is 0.2 even for the teacher, docs/algorithm.md §3.1).
+        token_dim: E > 0 makes this a cross-attention network: `cond` is then a token matrix (B, N, E), read by a
+            `CrossAttention1D` after each encoder/decoder residual block (none in the mid blocks); it excludes
+            `global_cond_dim` (the concatenation variant feeds flattened tokens through `global_cond_dim`).
+        xattn_heads, xattn_q_kernel, xattn_prenorm: `CrossAttention1D`'s heads, query kernel and pre-norm.
     """
 
     def __init__(
@@ -71,6 +79,10 @@ class ConditionalUnet1D(nn.Module):
         n_time_inputs: int = 1,
         dropout: float = 0.0,
         mid_dropout: float = 0.2,
+        token_dim: int = 0,
+        xattn_heads: int = 4,
+        xattn_q_kernel: int = 3,
+        xattn_prenorm: bool = True,
     ):
         super().__init__()
         if n_time_inputs not in (1, 2):
@@ -78,9 +90,14 @@ class ConditionalUnet1D(nn.Module):
         down_dims = list(down_dims)
         if not down_dims or any(d % n_groups for d in down_dims):
             raise ValueError(f"every entry of down_dims {down_dims} must be a multiple of n_groups={n_groups}")
+        if token_dim < 0 or (token_dim and global_cond_dim):
+            raise ValueError(
+                f"token_dim={token_dim} with global_cond_dim={global_cond_dim}: a cross-attention network "
+                "(token_dim > 0) takes its condition tokens in cond and no global condition vector"
+            )
         self.input_dim, self.global_cond_dim = input_dim, global_cond_dim
         self.time_embed_dim, self.n_time_inputs = time_embed_dim, n_time_inputs
-        self.down_dims = down_dims
+        self.down_dims, self.token_dim = down_dims, token_dim
         self.time_embedding = TimeEmbedding(time_embed_dim)
         cond_dim = n_time_inputs * time_embed_dim + global_cond_dim
 
@@ -107,6 +124,15 @@ class ConditionalUnet1D(nn.Module):
         self.final_conv = nn.Sequential(
             Conv1dBlock(down_dims[0], down_dims[0], kernel_size, n_groups), nn.Conv1d(down_dims[0], input_dim, 1)
         )
+        if token_dim:  # built last: the U-Net's own weights draw the same random numbers as without attention
+            def xattn(c: int) -> nn.ModuleList:
+                return nn.ModuleList(
+                    [CrossAttention1D(c, token_dim, xattn_heads, xattn_q_kernel, xattn_prenorm, n_groups)
+                     for _ in range(2)]
+                )
+
+            self.down_xattn = nn.ModuleList([xattn(d_out) for _, d_out in levels])
+            self.up_xattn = nn.ModuleList([xattn(d_in) for d_in, _ in reversed(levels[1:])])
 
     @property
     def horizon_multiple(self) -> int:
@@ -130,7 +156,13 @@ class ConditionalUnet1D(nn.Module):
         parts = [self.time_embedding(tau_t.expand(batch) if tau_t.dim() == 0 else tau_t)]
         if tau_s is not None:
             parts.append(self.time_embedding(tau_s.expand(batch) if tau_s.dim() == 0 else tau_s))
-        if self.global_cond_dim:
+        tokens = None
+        if self.token_dim:
+            if cond is None or cond.dim() != 3 or cond.shape[0] != batch or cond.shape[-1] != self.token_dim:
+                got = None if cond is None else tuple(cond.shape)
+                raise ValueError(f"expected condition tokens of shape ({batch}, N, {self.token_dim}), got {got}")
+            tokens = cond
+        elif self.global_cond_dim:
             if cond is None or cond.shape[-1] != self.global_cond_dim:
                 got = None if cond is None else tuple(cond.shape)
                 raise ValueError(f"expected cond of shape (B, {self.global_cond_dim}), got {got}")
@@ -139,15 +171,23 @@ class ConditionalUnet1D(nn.Module):
 
         h = x.transpose(1, 2)  # (B, C, H)
         skips = []
-        for res1, res2, down in self.down_modules:
-            h = res2(res1(h, g), g)
+        for k, (res1, res2, down) in enumerate(self.down_modules):
+            if tokens is None:
+                h = res2(res1(h, g), g)
+            else:
+                xa1, xa2 = self.down_xattn[k]
+                h = xa2(res2(xa1(res1(h, g), tokens), g), tokens)
             skips.append(h)
             h = down(h)
         for res in self.mid_modules:
             h = res(h, g)
-        for res1, res2, up in self.up_modules:
+        for k, (res1, res2, up) in enumerate(self.up_modules):
             h = torch.cat([h, skips.pop()], dim=1)
-            h = up(res2(res1(h, g), g))
+            if tokens is None:
+                h = up(res2(res1(h, g), g))
+            else:
+                xa1, xa2 = self.up_xattn[k]
+                h = up(xa2(res2(xa1(res1(h, g), tokens), g), tokens))
         return self.final_conv(h).transpose(1, 2)
 
 
