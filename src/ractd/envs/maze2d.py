@@ -104,6 +104,20 @@ class Maze:
         r, c = np.floor(np.asarray(xy, dtype=np.float64)[:2] + D4RL_CELL_OFFSET + 0.5).astype(int)
         return int(r), int(c)
 
+    def cells_of(self, xy: np.ndarray) -> np.ndarray:
+        """`cell_of` for many positions: (..., >=2) D4RL positions -> (..., 2) int64 (row, col) cells."""
+        xy = np.asarray(xy, dtype=np.float64)[..., :2]
+        return np.floor(xy + D4RL_CELL_OFFSET + 0.5).astype(np.int64)
+
+    def free_at(self, xy: np.ndarray) -> np.ndarray:
+        """(...,) bool: the position lies in a free cell of the map (False on walls and outside the map)."""
+        cells = self.cells_of(xy)
+        r, c = cells[..., 0], cells[..., 1]
+        inside = (r >= 0) & (r < self.height) & (c >= 0) & (c < self.width)
+        free = np.zeros(r.shape, dtype=bool)
+        free[inside] = ~self.walls[r[inside], c[inside]]
+        return free
+
     def gymnasium_map(self) -> list[list[int]]:
         """The map in gymnasium-robotics' encoding (1 wall, 0 free); the goal is passed separately."""
         return [[int(w) for w in row] for row in self.walls]
