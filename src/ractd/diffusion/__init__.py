@@ -1,5 +1,6 @@
-"""Diffusion core: EDM teacher, ODE samplers, CTM student and the RACTD losses, DDPM/DDIM baseline, and the
-preconditioned denoiser modules every caller uses (`denoiser.py`)."""
+"""Diffusion core: EDM teacher, ODE samplers, CTM student and the RACTD losses, DDPM/DDIM (ε or x0 prediction,
+ancestral sampling), classifier-free guidance and condition dropout (`guidance.py`), inpainting of known entries
+(`inpaint.py`), and the preconditioned denoiser modules every caller uses (`denoiser.py`)."""
 
 from .ctm import (
     CTMConfig,
@@ -17,7 +18,19 @@ from .ctm import (
     teacher_solve,
     update_target,
 )
-from .ddpm import DDPMConfig, cosine_alpha_bars, ddpm_loss, sample_ddim
+from .ddpm import (
+    PREDICTIONS,
+    DDPMConfig,
+    action_loss_weights,
+    cosine_alpha_bars,
+    cosine_betas,
+    ddpm_loss,
+    ddpm_step,
+    posterior_coefficients,
+    sample_ddim,
+    sample_ddpm,
+    x0_from_output,
+)
 from .denoiser import CTMDenoiser, EDMDenoiser, EpsDenoiser
 from .edm import (
     EDMConfig,
@@ -31,9 +44,36 @@ from .edm import (
     preconditioning,
     pseudo_huber,
 )
+from .guidance import (
+    GUIDANCE_FORMS,
+    cfg_combine,
+    condition_dropout_mask,
+    drop_condition,
+    guided,
+    null_condition,
+)
+from .inpaint import INPAINT_MODES, KnownEntries, impose_known, impose_known_noised, known_states
 from .sampling import heun_nfe, heun_step, initial_noise, sample_euler, sample_heun
 
 __all__ = [
+    "GUIDANCE_FORMS",
+    "INPAINT_MODES",
+    "PREDICTIONS",
+    "KnownEntries",
+    "action_loss_weights",
+    "cfg_combine",
+    "condition_dropout_mask",
+    "cosine_betas",
+    "ddpm_step",
+    "drop_condition",
+    "guided",
+    "impose_known",
+    "impose_known_noised",
+    "known_states",
+    "null_condition",
+    "posterior_coefficients",
+    "sample_ddpm",
+    "x0_from_output",
     "CTMDenoiser",
     "EDMDenoiser",
     "EpsDenoiser",
