@@ -6,13 +6,18 @@ training loop does. Steps of the three stages are timed round-robin (one of each
 a shared machine hits all of them alike; medians are reported. Prints steps/s per stage and the student/teacher
 ratio at equal batch against its goal (≤ 3×), and writes JSON.
 
-    .venv/bin/python benchmarks/train_step.py                                   # cpu preset, its batch (256)
-    .venv/bin/python benchmarks/train_step.py --sizes cpu paper --batch 64      # paper size at batch 64 (slow)
+Inside the student step the teacher's ODE solve (docs/algorithm.md §4.4) is timed separately; "student − solve /
+teacher" is the ratio left if the solve cost nothing, the floor that the rest of the objective (two student
+forward/backward passes with dropout, three target-network forwards and the backward through one) sets.
+
+    .venv/bin/python benchmarks/train_step.py                                   # cpu presets, their batch (256)
+    .venv/bin/python benchmarks/train_step.py --tasks hopper-medium-replay --sizes paper --batch 64 --rounds 3
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from pathlib import Path
@@ -21,6 +26,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+import ractd.diffusion.ctm as ctm_module
 from ractd.artifact import build_network
 from ractd.config import RunConfig
 from ractd.diffusion import EDMDenoiser
@@ -84,6 +90,20 @@ def step_function(objective, batch: dict[str, torch.Tensor]):
     return step
 
 
+class SolveTimer:
+    """Wraps the CTM module's teacher solve to add its CPU time to `seconds` (the student step calls it once)."""
+
+    def __init__(self) -> None:
+        self.seconds, self._solve = 0.0, ctm_module.teacher_solve
+
+    def __call__(self, *args, **kwargs):
+        start = time.process_time()
+        try:
+            return self._solve(*args, **kwargs)
+        finally:
+            self.seconds += time.process_time() - start
+
+
 def measure(cfg: RunConfig, batch: int, rounds: int, seed: int = 0) -> dict[str, dict[str, float]]:
     task = get_task(cfg.task)
     torch.manual_seed(seed)
@@ -95,19 +115,34 @@ def measure(cfg: RunConfig, batch: int, rounds: int, seed: int = 0) -> dict[str,
         step()
         step()
     times: dict[str, list[float]] = {name: [] for name in steps}
-    for _ in range(rounds):
-        for name, step in steps.items():
-            start = time.process_time()
-            step()
-            times[name].append(time.process_time() - start)
-    return {name: {"median_ms": 1e3 * statistics.median(t), "steps_per_s": 1 / statistics.median(t),
-                   "q25_ms": 1e3 * statistics.quantiles(t, n=4)[0], "q75_ms": 1e3 * statistics.quantiles(t, n=4)[2]}
-            for name, t in times.items()}
+    solve_times: list[float] = []
+    timer = SolveTimer()
+    ctm_module.teacher_solve = timer
+    try:
+        for _ in range(rounds):
+            for name, step in steps.items():
+                timer.seconds = 0.0
+                start = time.process_time()
+                step()
+                times[name].append(time.process_time() - start)
+                if name == "student":
+                    solve_times.append(timer.seconds)
+    finally:
+        ctm_module.teacher_solve = timer._solve
+    out = {name: {"median_ms": 1e3 * statistics.median(t), "steps_per_s": 1 / statistics.median(t),
+                  "q25_ms": 1e3 * statistics.quantiles(t, n=4)[0], "q75_ms": 1e3 * statistics.quantiles(t, n=4)[2]}
+           for name, t in times.items()}
+    out["student"]["teacher_solve_ms"] = 1e3 * statistics.median(solve_times)
+    out["student"]["without_solve_ms"] = 1e3 * statistics.median(t - s for t, s in zip(times["student"], solve_times,
+                                                                                         strict=True))
+    return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--task", default="hopper-medium-replay")
+    ap.add_argument("--tasks", nargs="+", default=["hopper-medium-replay", "walker2d-medium", "maze2d-umaze",
+                                                   "maze2d-large"],
+                    help="presets to measure (state-conditioned locomotion and state-sequence Maze2d differ most)")
     ap.add_argument("--sizes", nargs="+", default=["cpu"], choices=["cpu", "paper"])
     ap.add_argument("--batch", type=int, default=None, help="default: the preset's teacher batch size")
     ap.add_argument("--rounds", type=int, default=20)
@@ -115,27 +150,30 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/train_step.json"))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    console = Console()
-    table = Table(title=f"training step cost, {args.task} (CPU time, median over {args.rounds} rounds, "
-                        f"{args.threads} thread(s))")
-    for col in ("size", "batch", "teacher ms", "reward ms", "student ms", "teacher steps/s", "student steps/s",
-                "student / teacher", f"goal ≤ {GOAL_STUDENT_OVER_TEACHER:g}×"):
+    console = Console(width=max(Console().width, 190))
+    table = Table(title=f"training step cost (CPU time, median over {args.rounds} rounds, {args.threads} thread(s))")
+    for col in ("task", "size", "batch", "teacher steps/s", "reward steps/s", "student steps/s", "teacher ms",
+                "student ms", "of which solve", "student / teacher", "student − solve / teacher",
+                f"goal ≤ {GOAL_STUDENT_OVER_TEACHER:g}×"):
         table.add_column(col, justify="right")
-    results = {}
-    for size in args.sizes:
-        cfg = preset(args.task, size)
-        batch = args.batch or cfg.teacher.train.batch_size
-        r = measure(cfg, batch, args.rounds)
-        ratio = r["student"]["median_ms"] / r["teacher"]["median_ms"]
-        results[size] = {"batch": batch, "stages": r, "student_over_teacher": ratio}
-        table.add_row(size, str(batch), f"{r['teacher']['median_ms']:.1f}", f"{r['reward']['median_ms']:.1f}",
-                      f"{r['student']['median_ms']:.1f}", f"{r['teacher']['steps_per_s']:.2f}",
-                      f"{r['student']['steps_per_s']:.2f}", f"{ratio:.2f}×",
-                      "met" if ratio <= GOAL_STUDENT_OVER_TEACHER else "missed")
+    results: dict[str, dict] = {}
+    for task in args.tasks:
+        for size in args.sizes:
+            cfg = preset(task, size)
+            batch = args.batch or cfg.teacher.train.batch_size
+            r = measure(cfg, batch, args.rounds)
+            st, te = r["student"], r["teacher"]
+            ratio, floor = st["median_ms"] / te["median_ms"], st["without_solve_ms"] / te["median_ms"]
+            results.setdefault(task, {})[size] = {"batch": batch, "stages": r, "student_over_teacher": ratio,
+                                                  "student_without_solve_over_teacher": floor}
+            table.add_row(task, size, str(batch), f"{te['steps_per_s']:.2f}", f"{r['reward']['steps_per_s']:.1f}",
+                          f"{st['steps_per_s']:.2f}", f"{te['median_ms']:.1f}", f"{st['median_ms']:.1f}",
+                          f"{st['teacher_solve_ms']:.1f}", f"{ratio:.2f}×", f"{floor:.2f}×",
+                          "met" if ratio <= GOAL_STUDENT_OVER_TEACHER else "missed")
     console.print(table)
-    write_json(args.out, {"task": args.task, "threads": args.threads, "rounds": args.rounds, "results": results})
-    console.print(f"wrote {args.out}")
-
+    write_json(args.out, {"threads": args.threads, "rounds": args.rounds, "load_average": os.getloadavg(),
+                          "results": results})
+    console.print(f"wrote {args.out}  (load average at the end: {os.getloadavg()[0]:.2f})")
 
 if __name__ == "__main__":
     main()

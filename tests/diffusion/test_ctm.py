@@ -635,3 +635,24 @@ def test_ctm_config_rejects_bad_values():
     ]:
         with pytest.raises(ValueError, match=match):
             CTMConfig(**kwargs)
+
+
+def test_teacher_solve_evaluates_only_rows_that_still_need_a_step_with_their_own_condition():
+    # Rows step 0, 1, 3 and 2 times: the teacher sees 3 rows, then 2, then 1; the condition travels with its rows.
+    t_idx = torch.tensor([10, 20, 30, 40])
+    u_idx = torch.tensor([10, 21, 33, 42])
+    x = torch.randn(4, H, C, generator=torch.Generator().manual_seed(3)) * 2
+    cond = torch.arange(4.0)
+    seen = []
+
+    def shifted(x, sigma, cond):  # a Gaussian denoiser whose mean depends on the row's condition
+        seen.append(cond.tolist())
+        return gaussian_denoiser(x - cond[:, None, None], sigma) + cond[:, None, None]
+
+    out = teacher_solve(shifted, x, t_idx, u_idx, EDM, {"cond": cond})
+    assert seen == [[1.0, 2.0, 3.0]] * 2 + [[2.0, 3.0]] * 2 + [[2.0]] * 2  # two evaluations per Heun step
+    assert torch.equal(out[0], x[0])
+    for i in (1, 2, 3):  # each row equals its own solve, run alone
+        alone = teacher_solve(shifted, x[i : i + 1], t_idx[i : i + 1], u_idx[i : i + 1], EDM, {"cond": cond[i : i + 1]})
+        torch.testing.assert_close(out[i : i + 1], alone)
+    assert torch.equal(x, torch.randn(4, H, C, generator=torch.Generator().manual_seed(3)) * 2)  # input untouched

@@ -109,21 +109,35 @@ def sample_ctm_indices(
 
 @torch.no_grad()
 def teacher_solve(
-    teacher: Callable, x: torch.Tensor, t_idx: torch.Tensor, u_idx: torch.Tensor, cfg: EDMConfig
+    teacher: Callable, x: torch.Tensor, t_idx: torch.Tensor, u_idx: torch.Tensor, cfg: EDMConfig,
+    extra_args: dict | None = None,
 ) -> torch.Tensor:
     """x_u from x_t by Heun steps along the Karras grid with the frozen teacher (docs/algorithm.md §4.4).
 
-    Per-sample step counts; samples with u = t are returned unchanged (the zero-step guard).
-    `teacher(x, sigma)` is the teacher denoiser D_φ.
+    Per-sample step counts: each Heun iteration evaluates the teacher only on the rows that still need a step, so
+    rows with u = t are returned unchanged (the zero-step guard) and cost nothing. `teacher(x, sigma, **extra_args)`
+    is the teacher denoiser D_φ; tensors in `extra_args` with the batch's leading size (the condition) are indexed
+    with the same rows.
     """
-    idx = t_idx.clone()
-    for _ in range(int((u_idx - t_idx).max().item()) if len(t_idx) else 0):  # ≤ ode_steps_max iterations
-        active = idx < u_idx
-        nxt = torch.minimum(idx + 1, u_idx)
-        stepped = heun_step(teacher, x, karras_sigma(idx, cfg).to(x), karras_sigma(nxt, cfg).to(x))
-        x = torch.where(_bcast(active, x), stepped, x)
-        idx = torch.where(active, nxt, idx)
-    return x
+    x, idx = x.clone(), t_idx.clone()
+    while True:  # ≤ ode_steps_max iterations
+        rows = torch.nonzero(idx < u_idx).squeeze(1)
+        if rows.numel() == 0:
+            return x
+        if rows.numel() == x.shape[0]:  # every row steps: no gather/scatter
+            x = heun_step(teacher, x, karras_sigma(idx, cfg).to(x), karras_sigma(idx + 1, cfg).to(x), extra_args)
+            idx = idx + 1
+            continue
+        i = idx[rows]
+        x[rows] = heun_step(teacher, x[rows], karras_sigma(i, cfg).to(x), karras_sigma(i + 1, cfg).to(x),
+                            _rows_of(extra_args, rows, x.shape[0]))
+        idx[rows] = i + 1
+
+
+def _rows_of(extra_args: dict | None, rows: torch.Tensor, batch: int) -> dict:
+    """`extra_args` restricted to `rows`: per-sample tensors (leading size = batch) indexed, everything else kept."""
+    return {k: v[rows] if torch.is_tensor(v) and v.dim() > 0 and v.shape[0] == batch else v
+            for k, v in (extra_args or {}).items()}
 
 
 def ctm_loss(
@@ -140,14 +154,15 @@ def ctm_loss(
     """L_CTM = PH(G_θ⁻(G_θ(x_t, t, s), s, 0), G_θ⁻(G_θ⁻(x_u, u, s), s, 0)), unweighted (docs/algorithm.md §4.5; CTM
     Eq. 6).
 
-    `student(x, t, s)` / `target(x, t, s)` are jumps G with the condition bound; `teacher(x, σ)` is D_φ;
+    `student(x, t, s)` / `target(x, t, s)` are jumps G with the condition bound; `teacher(x, σ, cond=cond)` is D_φ
+    (called without `cond` when it is None; the solver passes each Heun iteration only its active rows' condition);
     `edm` holds the constants they share (the teacher's).
     """
     e = edm
     t_idx, s_idx, u_idx = sample_ctm_indices(x0.shape[0], e.n_levels, cfg.ode_steps_max, generator, x0.device)
     t, s, u = (karras_sigma(i, e).to(x0) for i in (t_idx, s_idx, u_idx))
     x_t = x0 + _bcast(t, x0) * torch.randn(x0.shape, generator=generator, device=x0.device)
-    x_u = teacher_solve(teacher, x_t, t_idx, u_idx, e)
+    x_u = teacher_solve(teacher, x_t, t_idx, u_idx, e, None if cond is None else {"cond": cond})
     sigma_min = torch.full_like(t, e.sigma_min)
     pred = student(x_t, t, s)
     with torch.no_grad():
@@ -279,7 +294,7 @@ def ractd_loss(
     def target_jump(x, t, s):
         return target.jump(x, t, s, cond)
 
-    def teacher_denoise(x, sigma):
+    def teacher_denoise(x, sigma, cond=None):
         return teacher(x, sigma, cond, clamp=cfg.clamp_teacher_in_solver)
 
     zero = x0.new_zeros(())
