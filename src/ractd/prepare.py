@@ -20,6 +20,7 @@ from .data import (
     returns_to_go,
     split_episodes,
 )
+from .data.windows import index_dtype
 
 
 @dataclass
@@ -108,7 +109,9 @@ class EpochSubset:
 
     def __init__(self, source: Any, n: int, seed: int = 0):
         self.source = source
-        self.index = np.random.default_rng(seed).permutation(len(source))[: min(n, len(source))]
+        # a copy of the first n, not a view that would keep the whole permutation alive
+        self.index = np.random.default_rng(seed).permutation(len(source))[: min(n, len(source))].astype(
+            index_dtype(len(source)))
 
     def __len__(self) -> int:
         return len(self.index)

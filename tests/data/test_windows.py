@@ -14,6 +14,7 @@ from ractd.data import (
     split_episodes,
     window_starts,
 )
+from ractd.data.windows import index_dtype
 
 
 def test_window_starts_include_the_last_full_window():
@@ -38,6 +39,17 @@ def test_window_starts_with_padding():
     np.testing.assert_array_equal(start, [0])
     ep, start = window_starts(np.array([1]), horizon=3, pad_after=1)
     assert start.size == 0
+
+
+def test_window_indices_are_int32_until_they_need_int64():
+    ep, start = window_starts(np.array([5, 4]), horizon=3, pad_before=2)
+    assert ep.dtype == start.dtype == np.int32
+    np.testing.assert_array_equal(start, [-2, -1, 0, 1, 2, -2, -1, 0, 1])
+    # an episode of more than 2^31 steps: starts past int32, computed (not allocated) through the int64 path
+    ep, start = window_starts(np.array([2**31 + 5]), horizon=2**31)
+    assert start.dtype == np.int64
+    np.testing.assert_array_equal(start, np.arange(6))
+    assert index_dtype(2**31 - 2) == np.int32 and index_dtype(2**31) == np.int64
 
 
 def test_split_episodes_follows_the_reference_get_val_mask():
@@ -145,3 +157,42 @@ def test_spec_and_dataset_errors():
         WindowDataset(ds, WindowSpec(horizon=2), NormalizerSet({"observations": identity(2)}))
     with pytest.raises(ValueError, match="rtg"):
         WindowDataset(ds, WindowSpec(horizon=2), IDENTITY, rtg=np.zeros(3))
+
+
+def test_steps_match_the_definition_on_a_subset_of_padded_episodes():
+    # start s of episode [lo, hi]: steps clip(lo + s + j, lo, hi), j < H, s = −pad_before … L − H + pad_after
+    lengths = (9, 1, 3, 12, 5, 2)
+    ds = counting_dataset(lengths)
+    episodes = np.array([0, 2, 3, 5])
+    spec = WindowSpec(horizon=4, pad_before=2, pad_after=3)
+    w = WindowDataset(ds, spec, IDENTITY, episodes=episodes)
+    expected = []
+    for e in episodes:
+        lo, hi = int(ds.episode_starts[e]), int(ds.episode_ends[e]) - 1
+        for s in range(-2, lengths[e] - 4 + 3 + 1):
+            expected.append(np.clip(lo + s + np.arange(4), lo, hi))
+    assert len(w) == len(expected)
+    order = np.random.default_rng(0).permutation(len(w))
+    steps = w.steps(order)
+    assert steps.dtype == np.int64
+    np.testing.assert_array_equal(steps, np.array(expected)[order])
+    np.testing.assert_array_equal(w.get_batch(order)["x"][..., 0], -np.array(expected)[order])
+
+
+def test_windows_keep_two_int32_per_window():
+    # what a WindowDataset holds is 8 bytes per window, whatever the horizon (no per-window int64 arrays), and
+    # building it never needs more than 16 (int64 arrays took 24 kept and 48 at the peak)
+    import tracemalloc
+
+    ds = counting_dataset((1000,) * 200)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        w = WindowDataset(ds, WindowSpec(horizon=16), IDENTITY)
+        kept, peak = (m - before for m in tracemalloc.get_traced_memory())
+    finally:
+        tracemalloc.stop()
+    assert len(w) == 200 * 985
+    assert kept < 8 * len(w) + 64 * 1024, f"{kept / len(w):.1f} bytes per window kept"
+    assert peak < 16 * len(w), f"{peak / len(w):.1f} bytes per window at the peak"

@@ -49,18 +49,21 @@ def normalized_score(returns: ArrayLike, ref_min: float, ref_max: float) -> np.n
 
 
 def returns_to_go(
-    rewards: np.ndarray,
-    episode_ends: np.ndarray,
+    rewards: ArrayLike,
+    episode_ends: ArrayLike,
     discount: float = 0.99,
     termination_penalty: float = 0.0,
-    terminals: np.ndarray | None = None,
+    terminals: ArrayLike | None = None,
+    chunk_steps: int = 1 << 16,
 ) -> np.ndarray:
     """Per-step discounted return-to-go, truncated at each episode's end (docs/algorithm.md §2.1).
 
     R_t = Σ_{j=0}^{L−1−t} γ^j r_{t+j}, no bootstrapping at timeouts. ``termination_penalty`` is
     added to the last raw reward of every episode whose last step is a terminal (thesis B.2.2;
-    the released code uses 0). Computed with a log-depth doubling scan: O(N log L_max), fully
-    vectorized, accumulated in float64.
+    the released code uses 0). Computed in float64 by a log-depth doubling scan, O(N log L_max) and
+    vectorized, over runs of whole episodes of about ``chunk_steps`` steps at a time, so the float64
+    working memory stays a few MiB whatever N is; every value only involves its own episode, so the
+    result does not depend on ``chunk_steps``.
 
     Args:
         rewards: (N,) raw rewards of the concatenated episodes.
@@ -68,30 +71,49 @@ def returns_to_go(
         discount: γ.
         termination_penalty: added to r_{L−1} of episodes ending with ``terminals[L−1]``.
         terminals: (N,) bool; required when ``termination_penalty`` is non-zero.
+        chunk_steps: steps per chunk of the scan (a chunk holds whole episodes; one longer episode is its own).
 
     Returns:
         (N,) float32 returns-to-go.
     """
-    r = np.asarray(rewards, dtype=np.float64).reshape(-1).copy()
+    r = np.asarray(rewards).reshape(-1)
     n = r.shape[0]
     ends = _episode_ends(episode_ends, n)
+    if chunk_steps < 1:
+        raise ValueError(f"chunk_steps must be >= 1, found {chunk_steps}")
+    penalized = np.zeros(0, dtype=np.int64)  # last steps of the episodes that end in a terminal
     if termination_penalty != 0.0:
         if terminals is None:
             raise ValueError("termination_penalty needs `terminals` to know which episodes terminated")
         last = ends - 1
-        terminated = np.asarray(terminals).reshape(-1).astype(bool)[last]
-        r[last[terminated]] += termination_penalty
-    # end of the episode every step belongs to
-    step_end = np.repeat(ends, np.diff(ends, prepend=0))
-    t = np.arange(n, dtype=np.int64)
+        penalized = last[np.asarray(terminals).reshape(-1).astype(bool)[last]]
+    out = np.empty(n, dtype=np.float32)
+    lo, first_ep = 0, 0
+    while lo < n:
+        # the whole episodes that fit in chunk_steps from lo (at least one)
+        last_ep = max(first_ep, int(np.searchsorted(ends, lo + chunk_steps, side="right")) - 1)
+        hi = int(ends[last_ep])
+        seg = r[lo:hi].astype(np.float64)
+        if penalized.size:
+            hit = penalized[(penalized >= lo) & (penalized < hi)]
+            seg[hit - lo] += termination_penalty
+        out[lo:hi] = _discounted_scan(seg, ends[first_ep:last_ep + 1] - lo, discount)
+        lo, first_ep = hi, last_ep + 1
+    return out
+
+
+def _discounted_scan(r: np.ndarray, ends: np.ndarray, discount: float) -> np.ndarray:
+    """Returns-to-go of the float64 rewards ``r`` of whole episodes ending at ``ends`` (exclusive, last = len(r))."""
+    lengths = np.diff(ends, prepend=0)
+    step_end = np.repeat(ends, lengths)  # end of the episode every step belongs to
+    m = r.shape[0]
     ret = r
     k = 1
-    longest = int(np.diff(ends, prepend=0).max())
-    while k < longest:
+    while k < int(lengths.max()):
         # Hillis–Steele: after this pass ret[t] sums 2k terms, γ^j r_{t+j}, j < 2k, within the episode
-        ok = t + k < step_end
         nxt = ret.copy()
-        nxt[ok] += discount**k * ret[t[ok] + k]
+        ok = np.arange(k, m) < step_end[: m - k]  # t + k < end of t's episode, for t < m − k
+        np.add(nxt[: m - k], discount**k * ret[k:], out=nxt[: m - k], where=ok)
         ret = nxt
         k *= 2
-    return ret.astype(np.float32)
+    return ret

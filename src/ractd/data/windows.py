@@ -19,6 +19,12 @@ from ractd.data.normalizer import MinMaxNormalizer
 CONDITIONINGS = ("history", "first_last")
 
 
+def index_dtype(largest: int) -> type[np.signedinteger]:
+    """The narrowest of int32/int64 that holds every index in ``[-largest, largest]``: the window arrays of a
+    dataset of fewer than 2^31 steps take half the memory of int64 ones, and index exactly the same."""
+    return np.int32 if largest < np.iinfo(np.int32).max else np.int64
+
+
 def window_starts(
     episode_lengths: np.ndarray, horizon: int, pad_before: int = 0, pad_after: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -27,15 +33,19 @@ def window_starts(
     Starts run over ``−pad_before, …, L − H + pad_after`` *inclusive*: the last full window is
     included (the reference's exclusive range is a bug, docs/algorithm.md §8.19). Steps outside the episode
     are filled by repeating its first/last step. An episode shorter than H contributes windows
-    only if the padding allows.
+    only if the padding allows. Both arrays are int32 when every value fits (``index_dtype``), else int64.
     """
     lengths = np.asarray(episode_lengths, dtype=np.int64).reshape(-1)
     if horizon < 1 or pad_before < 0 or pad_after < 0:
         raise ValueError(f"need horizon >= 1 and pads >= 0, found {horizon=}, {pad_before=}, {pad_after=}")
     counts = np.maximum(lengths - horizon + pad_after + pad_before + 1, 0)
-    episode_index = np.repeat(np.arange(lengths.size, dtype=np.int64), counts)
-    first = np.cumsum(counts) - counts  # index of each episode's first window
-    start = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(first, counts) - pad_before
+    total = int(counts.sum())
+    dtype = index_dtype(max(total, int(lengths.max(initial=0)), lengths.size) + pad_before)
+    episode_index = np.repeat(np.arange(lengths.size, dtype=dtype), counts)
+    first = (np.cumsum(counts) - counts).astype(dtype)  # index of each episode's first window
+    start = np.arange(total, dtype=dtype)
+    start -= np.repeat(first, counts)
+    start -= pad_before
     return episode_index, start
 
 
@@ -134,12 +144,17 @@ class WindowDataset:
         self.rtg = rtg
         eps = np.arange(dataset.num_episodes) if episodes is None else np.asarray(episodes, dtype=np.int64)
         self.episodes = eps
+        self._lo = dataset.episode_starts  # (E,) first step of every episode
+        self._hi = dataset.episode_ends - 1  # (E,) last step of every episode
+        # two int32 numbers per window (int64 past 2^31 steps), nothing else: (episode, global first step)
         local_ep, start = window_starts(dataset.episode_lengths[eps], spec.horizon, spec.pad_before,
                                         spec.pad_after)
-        ep = eps[local_ep]
-        self._lo = dataset.episode_starts[ep]  # first step of the window's episode
-        self._hi = dataset.episode_ends[ep] - 1  # last step of the window's episode
-        self._first = self._lo + start  # global index of the window's first step (may be < lo if padded)
+        dtype = index_dtype(dataset.num_steps + spec.pad_before + spec.pad_after)
+        self._episode = eps.astype(dtype)[local_ep]  # the window's episode
+        del local_ep
+        first = self._lo.astype(dtype)[self._episode]
+        first += start  # global index of the window's first step (may be < lo if padded)
+        self._first = first
 
     def _per_step(self, key: str) -> np.ndarray:
         arrays = self.dataset.to_arrays()
@@ -152,10 +167,11 @@ class WindowDataset:
         return int(self._first.shape[0])
 
     def steps(self, indices: np.ndarray) -> np.ndarray:
-        """(B, H) global step indices of windows ``indices``, edge-padded inside each episode."""
+        """(B, H) int64 global step indices of windows ``indices``, edge-padded inside each episode."""
         indices = np.asarray(indices, dtype=np.int64)
-        steps = self._first[indices, None] + np.arange(self.spec.horizon, dtype=np.int64)
-        return np.clip(steps, self._lo[indices, None], self._hi[indices, None])
+        ep = self._episode[indices]
+        steps = self._first[indices, None].astype(np.int64) + np.arange(self.spec.horizon, dtype=np.int64)
+        return np.clip(steps, self._lo[ep, None], self._hi[ep, None])
 
     def get_batch(self, indices: np.ndarray) -> dict[str, np.ndarray]:
         """Gather and normalize the windows ``indices`` (see class docstring)."""
