@@ -157,6 +157,11 @@ def test_bicycle_and_car_attributes():
         for v in env.unwrapped.road.vehicles[1:]:
             assert isinstance(v, Bicycle) and 4.0 <= v.speed <= 6.0 and v.target_speed == v.speed
             assert v.diagonal == pytest.approx(np.hypot(2.0, 1.0))
+    env = make("car", car_speed="table")
+    env.reset(seed=0)
+    assert all(23.0 <= v.speed <= 25.0 for v in env.unwrapped.road.vehicles[1:])
+    with pytest.raises(ValueError, match="car_speed"):
+        make("car", car_speed="fast").reset(seed=0)
 
 
 @needs_highway
