@@ -114,8 +114,8 @@ def test_changing_the_levels_rechecks_the_horizon(cpu_hopper):
 
 
 @pytest.mark.parametrize(("override", "field", "allowed"), [
-    ('data.x_key="states"', "data.x_key", ["actions", "observations"]),
-    ('data.cond="goal"', "data.cond", ["history", "first_last"]),
+    ('data.x_key="states"', "data.x_key", ["actions", "observations", "actions_observations"]),
+    ('data.cond="goal"', "data.cond", ["history", "first_last", "none"]),
     ('teacher.kind="ddim"', "teacher.kind", ["edm", "ddpm"]),
     ('reward.input="obs"', "reward.input", ["action_obs", "states"]),
     ('student.ctm.reward_on="sample"', "student.ctm.reward_on", ["dsm_pred", "one_step"]),

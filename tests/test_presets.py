@@ -28,6 +28,7 @@ from ractd.presets import (
 LOCOMOTION = [f"{e}-{m}" for e in ("hopper", "walker2d", "halfcheetah") for m in ("medium-replay", "medium",
                                                                                    "medium-expert")]
 MAZES = ["maze2d-umaze", "maze2d-medium", "maze2d-large"]
+OOC = ["ooc-maze2d-medium", "ooc-maze2d-large"]  # the out-of-combination benchmark (tests/test_ooc_presets.py)
 ALL = [(t, s) for t in LOCOMOTION + MAZES for s in ("cpu", "paper")]
 GOLDEN = Path(__file__).with_name("presets_golden.json")
 
@@ -43,7 +44,7 @@ def flatten(d: dict, prefix: str = "") -> dict:
 
 
 def test_the_twelve_tasks_and_two_sizes():
-    assert sorted(TASKS) == sorted(LOCOMOTION + MAZES)
+    assert sorted(TASKS) == sorted(LOCOMOTION + MAZES + OOC)
     assert SIZES == ("cpu", "paper")
     assert sorted(p.stem for p in PACKAGE_DIR.glob("*.json")) == sorted([*TASKS, GENERIC])
 
@@ -55,6 +56,9 @@ def test_the_twelve_tasks_and_two_sizes():
 # `upgrade_config_dict` drops the keys retired since (what an old run's config.json goes through), and
 IGNORED = {"student.ctm.edm"}  # the student takes its teacher's EDM constants (absent from every preset file)
 MOVED = {"student.ctm.init_noise_scale": "teacher.edm.init_noise_scale"}  # applied where the new schema moved it
+# sections and fields added since (conditioned plan diffusion): absent from the golden file, at their defaults here
+ADDED = ("conditioning", "guidance", "planning", "ooc", "teacher.ddpm.prediction", "teacher.ddpm.action_weight",
+         "data.join_episodes")
 
 
 def _comparable(golden: dict, new: dict) -> tuple[dict, dict]:
@@ -65,6 +69,9 @@ def _comparable(golden: dict, new: dict) -> tuple[dict, dict]:
     for d in (g, n):
         for key in [k for k in d if any(k == i or k.startswith(i + ".") for i in IGNORED)]:
             del d[key]
+    defaults = flatten(to_dict(RunConfig()))
+    for key in [k for k in n if any(k == a or k.startswith(a + ".") for a in ADDED)]:
+        assert key not in g and n.pop(key) == defaults[key], key
     return g, n
 
 

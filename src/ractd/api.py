@@ -154,3 +154,147 @@ class Pipeline:
 
     def __repr__(self) -> str:
         return f"Pipeline({self.config!r}, runs={str(self.runs)!r})"
+
+
+# ------------------------------------------------------------------------------ out-of-combination evaluation
+OOC_SPLITS = ("id", "ooc")
+WAYPOINT_MODES = ("true", "random")
+
+
+def ooc_task_folder(run: str | Path) -> Path:
+    """Where the test tasks of a plan-diffusion run are kept: next to the run, `RUNS/TASK/ooc-tasks/...`, one
+    folder per (maze, horizon, test-run steps, test seed, tasks per split, draw seed), so every model of the task
+    is scored on the same tasks."""
+    cfg = load_artifact_config(run)
+    o = cfg.ooc
+    name = (f"{o.maze}-h{cfg.data.horizon}-test{o.test_run_steps}-seed{cfg.seed + o.test_seed_offset}"
+            f"-n{o.n_tasks}-draw{o.task_seed}")
+    return Path(run).parent / "ooc-tasks" / name
+
+
+def load_artifact_config(run: str | Path) -> RunConfig:
+    """The RunConfig a run folder was trained with (its config.json), without building its network."""
+    from .config import RunConfig, upgrade_config_dict
+    from .io import read_json
+    from .schema import from_dict
+
+    path = Path(run) / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{run}: not a ractd run folder (no config.json)")
+    return from_dict(RunConfig, upgrade_config_dict(read_json(path)["config"]))
+
+
+def ooc_test_tasks(run: str | Path, say: Callable[[str], None] | None = print):
+    """The run's test tasks and the test run's states: read from `ooc_task_folder(run)`, or generated there first
+    (a separate simulated run with the seed `seed + ooc.test_seed_offset`, `ooc.n_tasks` tasks per split).
+    Returns (tasks, test-run observations)."""
+    import numpy as np
+    from safetensors.numpy import load_file, save_file
+
+    from .data.ooc_maze2d import build_test_tasks, load_tasks, save_tasks
+    from .io import atomic_path
+
+    cfg = load_artifact_config(run)
+    if cfg.ooc.split == "none":
+        raise ValueError(f"{run}: trained without an out-of-combination split (ooc.split = 'none'); the OOC "
+                         "evaluation needs a run of an ooc preset, e.g. --task ooc-maze2d-medium")
+    folder = ooc_task_folder(run)
+    states = folder / "test_run.safetensors"
+    if not (folder / "tasks.safetensors").is_file() or not states.is_file():
+        o = cfg.ooc
+        if say:
+            say(f"simulating the test run ({o.test_run_steps} steps, seed {cfg.seed + o.test_seed_offset}) and "
+                f"drawing {o.n_tasks} ID and {o.n_tasks} OOC tasks into {folder}")
+        tasks, test_run = build_test_tasks(o.maze, cfg.data.horizon, o.test_run_steps, cfg.seed,
+                                           cfg.seed + o.test_seed_offset, o.n_tasks, o.task_seed,
+                                           [tuple(p) for p in o.holdout])
+        save_tasks(tasks, folder)
+        with atomic_path(states) as tmp:
+            save_file({"observations": np.ascontiguousarray(test_run.observations)}, str(tmp))
+    return load_tasks(folder), load_file(str(states))["observations"]
+
+
+def evaluate_ooc(run: str | Path, splits: Sequence[str] = OOC_SPLITS, guidance: float | None = None,
+                 waypoints: str = "true", seed: int = 0, device: str = "cpu", weights: str = "model",
+                 closed_loop: bool = True, n_tasks: int | None = None, out: str | Path | None = None,
+                 plot: str | Path | bool | None = None, overwrite: bool = False,
+                 say: Callable[[str], None] | None = print) -> dict[str, Any]:
+    """`ractd eval RUN --split id|ooc`: one plan per test task of each split from the plan-diffusion run `run`,
+    scored by the Maze2d plan metrics (and closed-loop success with the tracking controller), with a breakdown per
+    region pair; written to `out` (JSON) and, with `plot` (a PNG path, or True: next to the JSON), 8 plans per split
+    drawn on the maze.
+
+    `guidance` overrides the run's λ; `waypoints="random"` gives the planner waypoints of unrelated windows (the
+    metrics still count hits of the task's own); `n_tasks` evaluates only the first tasks of each split.
+    """
+    import time
+
+    import numpy as np
+
+    from .data.ooc_maze2d import random_waypoints
+    from .evaluate import check_result_path
+    from .evaluate.ooc_maze2d import evaluate_task_set, plot_plans_on_maze
+    from .io import write_json
+    from .planning import tracking_action
+    from .planning.plan_diffusion import load_plan_planner
+
+    bad = [s for s in splits if s not in OOC_SPLITS]
+    if bad or not splits:
+        raise ValueError(f"split must be one of {OOC_SPLITS} (or both), got {list(splits)}")
+    if waypoints not in WAYPOINT_MODES:
+        raise ValueError(f"waypoints must be one of {WAYPOINT_MODES}, got {waypoints!r}")
+    if n_tasks is not None and n_tasks < 1:
+        raise ValueError(f"n_tasks must be >= 1, got {n_tasks}")
+    run = Path(run)
+    planner = load_plan_planner(run, guidance, device, seed, weights)
+    cfg = planner.cfg
+    lam = f"{planner.guidance:g}" if planner.conditioned else "none"
+    out = Path(out) if out else run / (f"ooc-eval-{weights}-{'-'.join(splits)}-{waypoints}-g{lam}"
+                                       f"-n{n_tasks or cfg.ooc.n_tasks}-seed{seed}.json")
+    check_result_path(out, overwrite)
+    tasks, test_states = ooc_test_tasks(run, say)
+    started = time.perf_counter()
+    result: dict[str, Any] = {
+        "run": str(run), "weights": weights, "planner": planner.describe(), "conditioning": cfg.conditioning.kind,
+        "guidance": planner.guidance if planner.conditioned else None, "waypoints": waypoints, "seed": seed,
+        "maze": cfg.ooc.maze, "horizon": cfg.data.horizon, "network_calls_per_plan": planner.network_calls_per_plan,
+        "closed_loop_controller": "tracking" if closed_loop else None, "tasks": str(ooc_task_folder(run)),
+        "task_counts": json.loads(json.dumps(tasks.counts(), default=float)), "splits": {},
+    }
+    rows = {}
+
+    def plan(start: np.ndarray, goal: np.ndarray, wps: np.ndarray) -> np.ndarray:
+        return planner.plan(start, goal, wps).states
+
+    for split in splits:
+        task_set = getattr(tasks, split)
+        if n_tasks is not None:
+            task_set = _first_tasks(task_set, n_tasks)
+        given = None
+        if waypoints == "random":
+            given = random_waypoints(test_states, tasks.candidate_first, task_set.first_step, cfg.data.horizon,
+                                     seed=seed + (0 if split == "id" else 1))
+        res, plans = evaluate_task_set(cfg.ooc.maze, plan, task_set, given, tracking_action if closed_loop else None)
+        result["splits"][split] = res
+        rows[f"{split.upper()} tasks"] = (plans, task_set, np.asarray(res["per_plan"]["plan_success"]), given)
+        if say:
+            s = res["summary"]
+            say(f"{split}: plan success {s['plan_success']:.3f} "
+                f"[{s['plan_success_95ci'][0]:.3f}, {s['plan_success_95ci'][1]:.3f}], waypoint hits "
+                f"{s['mean_waypoint_hits']:.2f}/3, all three {s['all_waypoints']:.3f}"
+                + (f", closed loop {s['closed_loop_success']:.3f}" if closed_loop else "") + f" ({s['n']} tasks)")
+    result["seconds"] = time.perf_counter() - started
+    write_json(out, result)
+    result["path"] = str(out)
+    if plot is True:
+        plot = out.with_suffix(".png")
+    if plot:
+        title = f"{run.name}: {planner.describe()}, waypoints {waypoints}"
+        result["plot"] = str(plot_plans_on_maze(cfg.ooc.maze, rows, plot, title=title))
+    return result
+
+
+def _first_tasks(tasks: Any, n: int) -> Any:
+    """The first `n` tasks of a task set."""
+    arrays = {k: v[:n] for k, v in tasks.arrays().items()}
+    return dataclasses.replace(tasks, **arrays)

@@ -33,18 +33,36 @@ class ArtifactError(ValueError):
 
 
 def diffused_dim(cfg: RunConfig, obs_dim: int, act_dim: int) -> int:
-    """Width of x: actions (locomotion) or states (Maze2d), docs/algorithm.md §1.6."""
-    return act_dim if cfg.data.x_key == "actions" else obs_dim
+    """Width of x: actions (locomotion), states (Maze2d), or both (conditioned plans), docs/algorithm.md §1.6."""
+    return {"actions": act_dim, "observations": obs_dim, "actions_observations": act_dim + obs_dim}[cfg.data.x_key]
 
 
 def cond_dim(cfg: RunConfig, obs_dim: int) -> int:
-    """Width of the conditioning vector c: To observations, or (s_0, s_goal), docs/algorithm.md §1.6."""
+    """Width of the conditioning vector c: To observations, or (s_0, s_goal), docs/algorithm.md §1.6; none: 0."""
+    if cfg.data.cond == "none":
+        return 0
     return cfg.data.n_obs_steps * obs_dim if cfg.data.cond == "history" else 2 * obs_dim
+
+
+def token_dim(cfg: RunConfig, obs_dim: int) -> int:
+    """Width E of one condition token: every scalar of a waypoint state embedded (docs/conditioning.md §1)."""
+    return obs_dim * cfg.conditioning.per_scalar()
 
 
 def build_network(cfg: RunConfig, stage: str, obs_dim: int, act_dim: int) -> nn.Module:
     """The raw network of `stage` with the config's sizes (teacher and student share the U-Net, §4.1)."""
     u = cfg.teacher.unet
+    if stage == "teacher" and cfg.conditioning.kind != "none":  # condition tokens (docs/ooc-maze2d.md)
+        from .conditioning import N_WAYPOINTS
+
+        x = cfg.conditioning.xattn
+        xattn = cfg.conditioning.kind == "cross_attention"
+        width = token_dim(cfg, obs_dim)
+        return ConditionalUnet1D(
+            diffused_dim(cfg, obs_dim, act_dim), 0 if xattn else N_WAYPOINTS * width, u.time_embed_dim, u.down_dims,
+            u.kernel_size, u.n_groups, dropout=u.dropout, mid_dropout=u.mid_dropout,
+            token_dim=width if xattn else 0, xattn_heads=x.heads, xattn_q_kernel=x.q_kernel, xattn_prenorm=x.prenorm,
+        )
     if stage in ("teacher", "student"):
         student = stage == "student"
         return ConditionalUnet1D(
@@ -71,7 +89,9 @@ def denoiser_constants(cfg: RunConfig, stage: str) -> dict[str, Any] | None:
         return {"kind": "ctm", "edm": to_dict(cfg.teacher.edm)}
     if stage == "teacher":
         if cfg.teacher.kind == "ddpm":
-            return {"kind": "eps", "ddpm": to_dict(cfg.teacher.ddpm)}
+            if cfg.teacher.ddpm.prediction != "epsilon":  # an x0 plan model: sampled from its config (ractd.planning)
+                return None
+            return {"kind": "eps", "ddpm": to_dict(cfg.teacher.ddpm.base())}
         return {"kind": "edm", "edm": to_dict(cfg.teacher.edm)}
     return None
 

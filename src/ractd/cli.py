@@ -205,17 +205,40 @@ def eval_command(
                                      "calls)."),
     device: str = typer.Option("cpu", "--device", help="cpu | cuda | cuda:N | mps"),
     threads: int = typer.Option(1, "--threads", help="torch CPU threads (0 = torch default)."),
+    split: str | None = typer.Option(None, "--split", help="Out-of-combination benchmark (a run of an ooc-* "
+                                     "task): id | ooc | both (default for such runs: both). One plan per test task, "
+                                     "plan metrics per split and per region pair."),
+    guidance: float | None = typer.Option(None, "--guidance", help="OOC: classifier-free guidance scale λ "
+                                          "(default: the run's guidance.scale; 0 = conditional model alone)."),
+    waypoints: str = typer.Option("true", "--waypoints", help="OOC: true (the task's own quarter-point waypoints) | "
+                                  "random (waypoints of unrelated windows, a control)."),
+    tasks: int | None = typer.Option(None, "--tasks", help="OOC: evaluate only the first N tasks of each split "
+                                     "(default: all, the run's ooc.n_tasks)."),
+    closed_loop: bool = typer.Option(True, "--closed-loop/--no-closed-loop", help="OOC: also follow each plan in "
+                                     "the env with the tracking controller."),
+    plot: Path | None = typer.Option(None, "--plot", help="OOC: PNG of 8 plans per split drawn on the maze "
+                                     "(default: next to the result JSON)."),
 ) -> None:
     """Seeded, vectorized evaluation: true return Σ r_t, D4RL normalized score ×100, mean ± SE.
 
     Episode i is reset with seed + i and draws its planner noise from its own generator, so its result does not
     depend on --episodes or --max-parallel (up to float rounding of batched network calls).
 
+    A plan-diffusion run of an out-of-combination task (ooc-maze2d-medium, ooc-maze2d-large) is scored on its test
+    tasks instead: in-distribution (id) and held-out region pairs (ooc), one plan per task, plan success, waypoint
+    hits and closed-loop success, with a plot of the plans.
+
     Examples:
       ractd eval runs/hopper-medium-replay/student -n 100
       ractd eval runs/maze2d-umaze/teacher --sampler heun -n 20
+      ractd eval runs/ooc-maze2d-medium/cross_attention --split ooc --guidance 1.3
+      ractd eval runs/ooc-maze2d-medium/cross_attention --waypoints random
     """
     _threads(threads)
+    if split is not None or _is_plan_diffusion_run(run):
+        _eval_ooc(run, split or "both", guidance, waypoints, seed, device, weights, closed_loop, tasks, out, plot,
+                  overwrite)
+        return
     from .envs import get_task, make_env
     from .evaluate import check_result_path, evaluate, result_file_name
     from .planning import PlannerPolicy, load_planner
@@ -238,6 +261,38 @@ def eval_command(
         _fail(e)
     console.print(result.summary())
     console.print(f"wrote {path}")
+
+
+def _is_plan_diffusion_run(run: Path) -> bool:
+    """A run folder whose config says it plans [actions, states] with the OOC split (read without torch)."""
+    import json
+
+    try:
+        cfg = json.loads((run / "config.json").read_text())["config"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return (cfg.get("ooc") or {}).get("split", "none") != "none"
+
+
+def _eval_ooc(run: Path, split: str, guidance: float | None, waypoints: str, seed: int, device: str, weights: str,
+              closed_loop: bool, tasks: int | None, out: Path | None, plot: Path | None, overwrite: bool) -> None:
+    """`ractd eval RUN --split ...`: the Python API's `ractd.api.evaluate_ooc`, with one-line errors."""
+    from rich.markup import escape
+
+    from .api import evaluate_ooc
+
+    files = {"last": "model", "ema": "ema"}
+    try:
+        if weights not in files:
+            raise ValueError(f"--weights: a plan-diffusion run has last or ema weights, got {weights!r}")
+        if split not in ("id", "ooc", "both"):
+            raise ValueError(f"--split must be id, ooc or both, got {split!r}")
+        splits = ("id", "ooc") if split == "both" else (split,)
+        result = evaluate_ooc(run, splits, guidance, waypoints, seed, device, files[weights], closed_loop, tasks,
+                              out, plot or True, overwrite, say=lambda line: console.print(escape(line)))
+    except USER_ERRORS as e:
+        _fail(e)
+    console.print(f"wrote {result['path']}" + (f" and {result['plot']}" if result.get("plot") else ""))
 
 
 @app.command()

@@ -25,11 +25,15 @@ class DataConfig:
     dataset: str = ""  # generated name | D4RL hdf5 path | Minari id
     horizon: int = 16  # H (c in the thesis)
     n_obs_steps: int = 1  # To (h in the thesis)
-    x_key: Literal["actions", "observations"] = "actions"
-    cond: Literal["history", "first_last"] = "history"
+    # actions_observations: x = [actions, states] per step (conditioned plan diffusion, docs/ooc-maze2d.md)
+    x_key: Literal["actions", "observations", "actions_observations"] = "actions"
+    cond: Literal["history", "first_last", "none"] = "history"  # none: no conditioning vector (tokens/inpainting)
     discount: float = 0.99  # γ of the return-to-go (code; thesis B.2.2 differs, docs/algorithm.md §2.1)
     termination_penalty: float = 0.0
     goal_resegment: bool = False  # Maze2d: split episodes at goal departures, drop last step (docs/algorithm.md §1.1)
+    # one continuous run (a generated Maze2d run: its goal segments follow each other without a reset): windows may
+    # cross the segments' ends, as the OOC benchmark's test windows do (docs/ooc-maze2d.md)
+    join_episodes: bool = False
     max_dataset_steps: int | None = None  # keep only the first N steps' complete episodes (quick runs)
     windows_per_epoch: int | None = None  # fixed random subset of windows per epoch (cpu presets on 1M-step data)
 
@@ -63,6 +67,25 @@ class UNetConfig:
                 raise ValueError(f"unet.{name} must be in [0, 1)")
 
 
+@dataclass(frozen=True)
+class PlanDDPMConfig(DDPMConfig):
+    """The DDPM constants plus what the plan-diffusion model of docs/ooc-maze2d.md adds: the prediction target and
+    the loss weight of the first step's actions. The defaults are the ε-prediction baseline's (unchanged)."""
+
+    prediction: Literal["epsilon", "x0"] = "epsilon"
+    action_weight: float = 1.0  # loss weight of the first step's action channels (x = [actions, states])
+
+    def __post_init__(self) -> None:
+        if self.num_train_steps < 1:
+            raise ValueError(f"teacher.ddpm.num_train_steps must be >= 1, got {self.num_train_steps}")
+        if self.action_weight < 0:
+            raise ValueError(f"teacher.ddpm.action_weight must be >= 0, got {self.action_weight}")
+
+    def base(self) -> DDPMConfig:
+        """The schedule constants alone (what a DDPM denoiser stores)."""
+        return DDPMConfig(self.num_train_steps, self.beta_max, self.clip_sample)
+
+
 def _loop(**kw: Any) -> Any:
     return field(default_factory=lambda: LoopConfig(**kw))
 
@@ -72,7 +95,7 @@ class TeacherConfig:
     kind: Literal["edm", "ddpm"] = "edm"  # ddpm = ε-prediction DDPM/DDIM baseline (Table 3.3)
     unet: UNetConfig = field(default_factory=UNetConfig)
     edm: EDMConfig = field(default_factory=EDMConfig)
-    ddpm: DDPMConfig = field(default_factory=DDPMConfig)
+    ddpm: PlanDDPMConfig = field(default_factory=PlanDDPMConfig)
     reward_guidance: float = 0.0  # > 0: reward-aware teacher (Table 3.4): + σ·(−R(D(x_σ, σ))) in the teacher loss
     train: LoopConfig = _loop(epochs=1000, batch_size=1024, lr=1e-4, weight_decay=1e-6, warmup_steps=2000)
 
@@ -137,6 +160,99 @@ class EvalConfig:
 
 
 @dataclass
+class CrossAttentionConfig:
+    heads: int = 4
+    q_kernel: int = 3  # query convolution along the horizon (1 = a plain linear map)
+    prenorm: bool = True  # GroupNorm on the block's input before the query
+
+    def __post_init__(self) -> None:
+        if self.heads < 1 or self.q_kernel < 1 or self.q_kernel % 2 == 0:
+            raise ValueError(f"conditioning.xattn: heads must be >= 1 and q_kernel odd and >= 1, got "
+                             f"{self.heads}, {self.q_kernel}")
+
+
+@dataclass
+class ConditioningConfig:
+    """Condition tokens of the plan-diffusion model (docs/conditioning.md, docs/ooc-maze2d.md).
+
+    `kind`: none (inpainting only), concat (the flattened tokens join the time embedding) or cross_attention (a
+    cross-attention block after every encoder/decoder residual block). The tokens are the window's three
+    quarter-point states, normalized and embedded per scalar (`embed`: fourier = γ(p) with `n_freqs` frequencies and
+    the input kept, 21 numbers per scalar by default; identity = the normalized values). Training replaces the tokens
+    by the null tokens (zeros) with probability `p_uncond`, for classifier-free guidance.
+    """
+
+    kind: Literal["none", "concat", "cross_attention"] = "none"
+    tokens: Literal["waypoints"] = "waypoints"
+    embed: Literal["fourier", "identity"] = "fourier"
+    n_freqs: int = 10
+    include_input: bool = True
+    xattn: CrossAttentionConfig = field(default_factory=CrossAttentionConfig)
+    null: Literal["zeros"] = "zeros"
+    p_uncond: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.n_freqs < 0 or (self.n_freqs == 0 and not self.include_input and self.embed == "fourier"):
+            raise ValueError(f"conditioning.n_freqs must be >= 0 (and > 0 without the input), got {self.n_freqs}")
+        if not 0 <= self.p_uncond < 1:
+            raise ValueError(f"conditioning.p_uncond must be in [0, 1), got {self.p_uncond}")
+
+    def per_scalar(self) -> int:
+        """Numbers per embedded scalar: 1 + 2·n_freqs (fourier with the input), 2·n_freqs, or 1 (identity)."""
+        return 1 if self.embed == "identity" else int(self.include_input) + 2 * self.n_freqs
+
+
+@dataclass
+class GuidanceConfig:
+    """Classifier-free guidance at sampling: ho = (1 + λ)·out_cond − λ·out_null, interp = out_null + λ·(out_cond −
+    out_null); λ = `scale` (0: the conditional model alone)."""
+
+    scale: float = 0.0
+    form: Literal["ho", "interp"] = "ho"
+
+
+@dataclass
+class PlanningConfig:
+    """How known plan entries (the start state, the goal state) are imposed while sampling: noised (a fresh
+    forward-noised copy before every step) or clean (the clean value after every step, and during training)."""
+
+    inpaint: Literal["noised", "clean"] = "noised"
+
+
+# The four diagonal (start region, goal region) pairs held out of Maze2d training windows (docs/ooc-maze2d.md).
+DIAGONAL_PAIRS = [["TL", "BR"], ["BR", "TL"], ["TR", "BL"], ["BL", "TR"]]
+
+
+@dataclass
+class OocConfig:
+    """The out-of-combination split (docs/ooc-maze2d.md). `split` = none: every window trains; region_pairs: the
+    windows whose (start quadrant, goal quadrant) pair is in `holdout` are left out, and evaluation draws `n_tasks`
+    in-distribution and `n_tasks` held-out tasks from a separate run of `test_run_steps` steps simulated with the
+    seed `seed + test_seed_offset` in maze `maze`."""
+
+    split: Literal["none", "region_pairs"] = "none"
+    maze: str = ""  # umaze | medium | large (the map whose quadrants are the regions)
+    regions: Literal["quadrants"] = "quadrants"
+    holdout: list[list[str]] = field(default_factory=lambda: [list(p) for p in DIAGONAL_PAIRS])
+    test_run_steps: int = 300_000
+    test_seed_offset: int = 1000
+    n_tasks: int = 200
+    task_seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.split != "none" and not self.maze:
+            raise ValueError("ooc.maze: a region_pairs split needs the maze (umaze, medium or large)")
+        if self.test_seed_offset == 0:
+            raise ValueError("ooc.test_seed_offset must not be 0: the test run needs another seed than training")
+        if self.test_run_steps < 1 or self.n_tasks < 1:
+            raise ValueError("ooc.test_run_steps and ooc.n_tasks must be >= 1")
+        for pair in self.holdout:
+            if len(pair) != 2 or any(r not in ("TL", "TR", "BL", "BR") for r in pair):
+                raise ValueError(f"ooc.holdout: each pair is [start region, goal region] with regions TL, TR, BL, "
+                                 f"BR, got {pair!r}")
+
+
+@dataclass
 class RunConfig:
     task: str = ""  # registry task name or gymnasium id: env, episode length, reference scores
     size: Literal["cpu", "paper"] = "cpu"
@@ -148,6 +264,10 @@ class RunConfig:
     student: StudentConfig = field(default_factory=StudentConfig)
     inverse_dynamics: InverseDynamicsConfig = field(default_factory=InverseDynamicsConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    conditioning: ConditioningConfig = field(default_factory=ConditioningConfig)
+    guidance: GuidanceConfig = field(default_factory=GuidanceConfig)
+    planning: PlanningConfig = field(default_factory=PlanningConfig)
+    ooc: OocConfig = field(default_factory=OocConfig)
 
     def __post_init__(self) -> None:
         # every stage trains with the run's seed and device (the saved config says what was used)
@@ -159,6 +279,14 @@ class RunConfig:
                 f"data.horizon={self.data.horizon} is not divisible by 2^(levels-1) = {multiple} "
                 f"(teacher.unet.down_dims has {len(self.teacher.unet.down_dims)} levels)"
             )
+        if self.conditioning.kind != "none" and self.data.x_key != "actions_observations":
+            raise ValueError(f"conditioning.kind={self.conditioning.kind!r} conditions plans of actions and states: "
+                             "it needs data.x_key='actions_observations' (and data.cond='none')")
+        if self.data.x_key == "actions_observations" and self.teacher.kind != "ddpm":
+            raise ValueError("data.x_key='actions_observations' plans are trained with teacher.kind='ddpm'")
+        if self.conditioning.kind != "none" and self.data.cond != "none":
+            raise ValueError(f"conditioning.kind={self.conditioning.kind!r} takes its condition from the tokens: set "
+                             "data.cond='none'")
 
     def to_dict(self) -> dict[str, Any]:
         return to_dict(self)

@@ -52,6 +52,8 @@ def prepare_data(cfg: RunConfig) -> PreparedData:
         if keep.size == 0:
             raise ValueError(f"data.max_dataset_steps={d.max_dataset_steps} keeps no complete episode of {d.dataset}")
         ds = ds.select_episodes(keep)
+    if d.join_episodes:
+        ds = joined_episodes(ds, d.dataset)
     if d.goal_resegment:
         arrays = resegment_at_goal_departures(ds.to_arrays(), maze_goal_xy(cfg.task))
         ds = OfflineDataset.from_arrays(arrays, metadata=ds.metadata, source=d.dataset)
@@ -61,6 +63,18 @@ def prepare_data(cfg: RunConfig) -> PreparedData:
         rtg = ds.extras["returns_to_go"]
     norms = NormalizerSet.fit({"observations": ds.observations, "actions": ds.actions, "returns": rtg})
     return PreparedData(ds, np.asarray(rtg, dtype=np.float32), norms, ds.obs_dim, ds.act_dim)
+
+
+def joined_episodes(ds: OfflineDataset, source: str) -> OfflineDataset:
+    """The dataset as one episode (`data.join_episodes`): the steps in their order, only the last step closing it.
+    Refused when an episode ends in a terminal (a reset follows it: the steps are not one run)."""
+    if ds.terminals.any():
+        raise ValueError(f"{source}: data.join_episodes treats the dataset as one continuous run, but "
+                         f"{int(ds.terminals.sum())} episodes end in a terminal state")
+    arrays = dict(ds.to_arrays())
+    arrays["timeouts"] = np.zeros(ds.num_steps, dtype=bool)
+    arrays["timeouts"][-1] = True
+    return OfflineDataset.from_arrays(arrays, metadata=ds.metadata, source=source)
 
 
 def check_dataset_fits_task(cfg: RunConfig, prep: PreparedData) -> None:
@@ -123,6 +137,11 @@ class EpochSubset:
 def stage_windows(cfg: RunConfig, prep: PreparedData, stage: str) -> tuple[Any, Any | None]:
     """(train, validation) BatchSources of the stage: what x is, what conditions it, which episodes."""
     d = cfg.data
+    if stage == "teacher" and d.x_key == "actions_observations":  # conditioned plans (docs/ooc-maze2d.md)
+        plans: Any = PlanWindows(cfg, prep)
+        if d.windows_per_epoch:
+            plans = EpochSubset(plans, d.windows_per_epoch, seed=cfg.seed)
+        return plans, None
     uses_data_horizon = False
     if stage == "reward" and cfg.reward.input == "action_obs":
         spec = WindowSpec(horizon=1, n_obs_steps=1, x_key="actions", cond="history")
@@ -147,3 +166,46 @@ def stage_windows(cfg: RunConfig, prep: PreparedData, stage: str) -> tuple[Any, 
         train = EpochSubset(train, d.windows_per_epoch, seed=cfg.seed)
         val = None if val is None else EpochSubset(val, max(1, d.windows_per_epoch // 10), seed=cfg.seed)
     return train, val
+
+
+class PlanWindows:
+    """Training windows of a plan-diffusion model (docs/ooc-maze2d.md), a BatchSource.
+
+    x (B, H, Da + Do) = [norm(actions), norm(states)] per step; cond = the condition tokens of the window's three
+    quarter-point states (`ractd.conditioning.condition_tokens`); obs (B, 1, Do) = the first normalized state. With
+    `ooc.split = region_pairs` only the windows whose (start region, goal region) pair is not held out are kept
+    (`ractd.data.ooc_maze2d.training_split`); `split` holds the counts per pair.
+    """
+
+    def __init__(self, cfg: RunConfig, prep: PreparedData):
+        from .data.ooc_maze2d import training_split, waypoint_offsets
+
+        self.cfg, self.prep = cfg, prep
+        spec = WindowSpec(horizon=cfg.data.horizon, n_obs_steps=1, x_key="actions", cond="history")
+        self.windows = WindowDataset(prep.dataset, spec, prep.normalizers)
+        self.offsets = waypoint_offsets(cfg.data.horizon)
+        self.split = None
+        if cfg.ooc.split == "region_pairs":
+            self.split = training_split(prep.dataset, cfg.ooc.maze, cfg.data.horizon,
+                                        held_out=[tuple(p) for p in cfg.ooc.holdout])
+            self.index = self.split.indices.astype(index_dtype(len(self.windows)))
+        else:
+            self.index = np.arange(len(self.windows), dtype=index_dtype(len(self.windows)))
+        if self.index.size == 0:
+            raise ValueError(f"{cfg.data.dataset}: no training window of horizon {cfg.data.horizon}")
+
+    def __len__(self) -> int:
+        return int(self.index.size)
+
+    def get_batch(self, indices: np.ndarray) -> dict[str, Any]:
+        import torch
+
+        from .conditioning import condition_tokens
+
+        steps = self.windows.steps(self.index[np.asarray(indices)])
+        ds, norms = self.prep.dataset, self.prep.normalizers
+        states = norms["observations"].normalize(ds.observations[steps]).astype(np.float32)
+        actions = norms["actions"].normalize(ds.actions[steps]).astype(np.float32)
+        waypoints = torch.from_numpy(np.ascontiguousarray(states[:, self.offsets]))
+        return {"x": np.concatenate([actions, states], axis=-1), "obs": states[:, :1],
+                "cond": condition_tokens(waypoints, self.cfg.conditioning)}

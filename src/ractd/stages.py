@@ -229,7 +229,7 @@ def prepare_stage(cfg: RunConfig, stage: str, run_root: str | Path, name: str | 
             reward_net = frozen(cfg.student.reward_run, "reward model").net.requires_grad_(False)
         objective: Any = TeacherObjective(net, cfg.teacher.kind, cfg.teacher.edm, cfg.teacher.ddpm, reward_net,
                                           cfg.teacher.reward_guidance, cfg.student.reward_aggregate,
-                                          cfg.data.n_obs_steps)
+                                          cfg.data.n_obs_steps, **plan_loss_settings(cfg, prep.obs_dim, prep.act_dim))
     elif stage == "reward":
         objective = RewardObjective(net, cfg.reward.input)
     elif stage == "inverse_dynamics":
@@ -250,9 +250,30 @@ def prepare_stage(cfg: RunConfig, stage: str, run_root: str | Path, name: str | 
                                        select_metric="eval_score", select_mode="max")
         callbacks = (*callbacks, OnlineSelection(cfg, prep, run_dir))
     train_src, val_src = stage_windows(cfg, prep, stage)
+    split = getattr(getattr(train_src, "source", train_src), "split", None)
+    if split is not None:  # the out-of-combination split: windows per region pair, kept and held out
+        meta["ooc_split"] = split.counts()
     folder.check()  # the stage's own inputs are fine; may it write here?
     meta["parameters"] = count_parameters(net)
     return StageRun(folder, header, prep, objective, loop_cfg, train_src, val_src, tuple(callbacks), meta)
+
+
+def plan_loss_settings(cfg: RunConfig, obs_dim: int, act_dim: int) -> dict[str, Any]:
+    """The DDPM loss settings of a plan-diffusion teacher (x = [actions, states] per step, docs/ooc-maze2d.md): the
+    prediction target, the first action's loss weight, the start/goal entries when they are inpainted clean, and the
+    condition dropout; {} for every other teacher (the ε-prediction baseline and EDM are trained as before)."""
+    if cfg.data.x_key != "actions_observations":
+        return {}
+    from .diffusion import action_loss_weights, known_states
+
+    h, ddpm = cfg.data.horizon, cfg.teacher.ddpm
+    out: dict[str, Any] = {"prediction": ddpm.prediction,
+                           "p_uncond": cfg.conditioning.p_uncond if cfg.conditioning.kind != "none" else 0.0}
+    if ddpm.action_weight != 1:
+        out["loss_weights"] = action_loss_weights(h, act_dim + obs_dim, act_dim, ddpm.action_weight)
+    if cfg.planning.inpaint == "clean":
+        out["known_mask"] = known_states(h, act_dim, torch.zeros(1, obs_dim), torch.zeros(1, obs_dim)).mask[0]
+    return out
 
 
 def train_stage(cfg: RunConfig, stage: str, run_root: str | Path, name: str | None = None,

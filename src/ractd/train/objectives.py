@@ -19,6 +19,7 @@ from ..diffusion import (
     EDMConfig,
     EDMDenoiser,
     ddpm_loss,
+    drop_condition,
     edm_loss,
     ractd_loss,
     update_target,
@@ -50,16 +51,25 @@ def plan_reward(
 
 
 class TeacherObjective:
-    """EDM (docs/algorithm.md §3.3) or the ε-prediction DDPM baseline; optionally reward-aware (thesis Table 3.4)."""
+    """EDM (docs/algorithm.md §3.3) or DDPM; optionally reward-aware (thesis Table 3.4).
+
+    DDPM: the ε-prediction baseline by default; a plan-diffusion model (docs/ooc-maze2d.md) sets the `prediction`
+    target, per-entry `loss_weights` (H, C), the `known_mask` (H, C) of entries inpainted clean during training, and
+    `p_uncond`, the probability of replacing a sample's condition by the null (zero) condition.
+    """
 
     def __init__(self, net: nn.Module, kind: str, edm: EDMConfig, ddpm: DDPMConfig,
                  reward_net: nn.Module | None = None, reward_guidance: float = 0.0,
-                 reward_aggregate: str = "first_action", n_obs_steps: int = 1):
+                 reward_aggregate: str = "first_action", n_obs_steps: int = 1, *, prediction: str = "epsilon",
+                 loss_weights: torch.Tensor | None = None, known_mask: torch.Tensor | None = None,
+                 p_uncond: float = 0.0):
         if reward_guidance > 0 and (reward_net is None or kind != "edm"):
             raise ValueError("a reward-aware teacher needs kind='edm' and a trained reward model")
         self.net, self.kind, self.edm, self.ddpm = net, kind, edm, ddpm
         self.reward_net, self.reward_guidance = reward_net, reward_guidance
         self.reward_aggregate, self.n_obs_steps = reward_aggregate, n_obs_steps
+        self.prediction, self.loss_weights, self.known_mask, self.p_uncond = prediction, loss_weights, known_mask, \
+            p_uncond
 
     def trainable(self) -> nn.Module:
         return self.net
@@ -68,11 +78,18 @@ class TeacherObjective:
         self.net.to(device)
         if self.reward_net is not None:
             self.reward_net.to(device)
+        if self.loss_weights is not None:
+            self.loss_weights = self.loss_weights.to(device)
+        if self.known_mask is not None:
+            self.known_mask = self.known_mask.to(device)
 
     def loss(self, model: nn.Module, batch: dict[str, torch.Tensor], step: int):
         x0, cond = batch["x"], batch["cond"]
         if self.kind == "ddpm":
-            loss = ddpm_loss(model, x0, cond, self.ddpm)
+            if self.p_uncond > 0:  # classifier-free guidance training: some conditions become the null one
+                cond = drop_condition(cond, self.p_uncond)
+            loss = ddpm_loss(model, x0, cond, self.ddpm, prediction=self.prediction, weights=self.loss_weights,
+                             known_mask=self.known_mask)
             return loss, {"loss": loss}
         # docs/algorithm.md §3.3
         loss, denoised = edm_loss(EDMDenoiser(model, self.edm), x0, cond, return_denoised=True)
