@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gymnasium as gym
 import numpy as np
 import pytest
+from gymnasium.envs.classic_control import PendulumEnv
 
 from ractd.envs.registry import get_task, make_env, normalized_score, task_names
 
@@ -98,3 +100,28 @@ def test_make_env_maze_returns_d4rl_frame_observation() -> None:
     np.testing.assert_array_equal(info["goal"], [7.0, 9.0])
     maze = env.unwrapped.maze
     assert maze.is_free(maze.cell_of(obs[:2]))
+
+
+class CountedEnv(PendulumEnv):
+    """Pendulum that counts its constructions."""
+
+    built = 0
+
+    def __init__(self, **kwargs):
+        type(self).built += 1
+        super().__init__(**kwargs)
+
+
+def test_n_envs_of_a_gymnasium_id_cost_n_constructions() -> None:
+    """make_env of a plain gymnasium id builds no probe env to learn the task; get_task builds one, once."""
+    env_id = "ractd-test/CountedPendulum-v0"
+    if env_id not in gym.registry:
+        gym.register(id=env_id, entry_point=CountedEnv, max_episode_steps=7)
+    CountedEnv.built = 0
+    envs = [make_env(env_id) for _ in range(5)]
+    assert CountedEnv.built == 5
+    assert all(env.spec.max_episode_steps == 7 for env in envs)
+    assert (get_task(env_id).obs_dim, get_task(env_id).max_episode_steps) == (3, 7)
+    assert CountedEnv.built == 6  # the one probe, cached
+    make_env(env_id), make_env(get_task(env_id))
+    assert CountedEnv.built == 8

@@ -138,11 +138,15 @@ def did_you_mean(name: str, extra: Iterable[str] = ()) -> str:
     return f" (did you mean {candidates[close[0]]!r}?)" if close else ""
 
 
+def _generic_episode_steps(env_id: str) -> int:
+    """A plain gymnasium env's episode length: its spec's, else locomotion's 1000 steps."""
+    return int(gym.spec(env_id).max_episode_steps or locomotion.MAX_EPISODE_STEPS)
+
+
 @functools.cache
 def _generic_task(env_id: str) -> TaskSpec:
     """A plain gymnasium env as a locomotion-style task: no reference scores, episode length from its spec.
     Built once per process (the spaces come from one throwaway environment)."""
-    spec = gym.spec(env_id)
     env = gym.make(env_id)
     try:
         obs_space, act_space = env.observation_space, env.action_space
@@ -157,10 +161,21 @@ def _generic_task(env_id: str) -> TaskSpec:
         name=env_id,
         kind="locomotion",
         env_id=env_id,
-        max_episode_steps=int(spec.max_episode_steps or locomotion.MAX_EPISODE_STEPS),
+        max_episode_steps=_generic_episode_steps(env_id),
         obs_dim=int(np.prod(obs_space.shape)),
         act_dim=int(np.prod(act_space.shape)),
     )
+
+
+def _make_arguments(task: str | TaskSpec) -> tuple[str, dict[str, Any]]:
+    """The gymnasium id and `gym.make` keyword arguments of a task's env. A plain gymnasium id needs no env
+    built to know them (`get_task` builds one, once, to read its spaces), so n envs cost n constructions."""
+    if isinstance(task, str):
+        key = task.strip()
+        if key.lower() not in TASKS and _D4RL_VERSION.sub("", key.lower()) not in TASKS and key in gym.registry:
+            return key, {"max_episode_steps": _generic_episode_steps(key)}
+    spec = get_task(task)
+    return spec.env_id, {**spec.env_kwargs, "max_episode_steps": spec.max_episode_steps}
 
 
 def make_env(task: str | TaskSpec, seed: int | None = None, **kwargs: Any) -> gym.Env:
@@ -169,9 +184,8 @@ def make_env(task: str | TaskSpec, seed: int | None = None, **kwargs: Any) -> gy
     `kwargs` go to `gym.make` (e.g. `render_mode`, `max_episode_steps`). With `seed`, the env is
     reset once with that seed and its action space seeded, so later unseeded resets are reproducible.
     """
-    spec = get_task(task)
-    make_kwargs = {**spec.env_kwargs, "max_episode_steps": spec.max_episode_steps, **kwargs}
-    env = gym.make(spec.env_id, **make_kwargs)
+    env_id, make_kwargs = _make_arguments(task)
+    env = gym.make(env_id, **{**make_kwargs, **kwargs})
     if seed is not None:
         env.reset(seed=seed)
         env.action_space.seed(seed)
