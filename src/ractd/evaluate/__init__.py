@@ -14,12 +14,14 @@ from ractd.evaluate.results import (
     check_result_path,
     result_file_name,
 )
-from ractd.evaluate.rollout import BatchPolicy, EnvFactory, evaluate, evaluate_sequential, stack_infos
+from ractd.evaluate.rollout import BatchPolicy, evaluate, evaluate_sequential, stack_infos
+from ractd.evaluate.vector_env import EnvFactory, EpisodeSlots
 
 __all__ = [
     "BatchPolicy",
     "CheckpointEntry",
     "EnvFactory",
+    "EpisodeSlots",
     "EvalResult",
     "TopKCheckpoints",
     "check_result_path",

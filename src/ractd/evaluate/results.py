@@ -71,6 +71,7 @@ class EvalResult:
     normalized_scores: np.ndarray | None = None
     legacy_returns: np.ndarray | None = None
     legacy_normalized_scores: np.ndarray | None = None
+    construct_seconds: float = 0.0  # building the envs, before (and outside) wall_seconds
 
     def __post_init__(self) -> None:
         self.returns = np.asarray(self.returns, dtype=np.float64)
@@ -144,7 +145,8 @@ class EvalResult:
         policy_share = 100 * self.policy_seconds / max(self.wall_seconds, 1e-12)
         lines.append(
             f"  {self.env_steps} env steps in {self.wall_seconds:.2f} s "
-            f"({self.steps_per_second:.0f} steps/s, {self.mode}, policy {policy_share:.0f}% of the time)"
+            f"({self.steps_per_second:.0f} steps/s, {self.mode}, policy {policy_share:.0f}% of the time; "
+            f"envs built in {self.construct_seconds:.2f} s before)"
         )
         return "\n".join(lines)
 
@@ -183,6 +185,7 @@ class EvalResult:
             "legacy_running_max_normalized_score": stats(self.legacy_score_mean_se),
             "wall_seconds": self.wall_seconds,
             "policy_seconds": self.policy_seconds,
+            "construct_seconds": self.construct_seconds,
             "env_steps": self.env_steps,
             "steps_per_second": self.steps_per_second,
         }
@@ -233,6 +236,8 @@ class EvalResult:
                 normalized_scores=get("normalized_scores", list, optional=True),
                 legacy_returns=get("legacy_running_max_returns", list, optional=True),
                 legacy_normalized_scores=get("legacy_running_max_normalized_scores", list, optional=True),
+                # absent from results written before it was recorded
+                construct_seconds=float(get("construct_seconds", number)) if "construct_seconds" in d else 0.0,
             )
         except (TypeError, ValueError) as e:
             if str(e).startswith(str(path)):

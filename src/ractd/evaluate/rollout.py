@@ -8,17 +8,16 @@ episode that ends is masked out and its env slot is refilled with the next pendi
 most ``max_parallel`` envs exist at a time. The score is the true return Σ r_t; the reference code's
 running-max sum is only computed on request, as a separately named legacy metric.
 
-Envs run synchronously in this process, the pattern of gymnasium's ``SyncVectorEnv`` (on a couple
-of cores the subprocess ``AsyncVectorEnv`` is slower). We step the sub-envs ourselves rather than
-through ``SyncVectorEnv.step`` because that steps every sub-env, finished ones included (wasted
-physics at ~0.1 ms a MuJoCo step while a few long episodes finish), and with autoreset disabled it
-refuses to step a finished env at all.
+The envs are built once (``EvalResult.construct_seconds`` times it, outside ``wall_seconds``) and stepped as one
+vector env, ``ractd.evaluate.vector_env.EpisodeSlots``: in this process, only the running slots, a slot reset with
+its next episode's seed when one ends (gymnasium's ``SyncVectorEnv`` steps every sub-env and merges every info dict
+each step, its ``AsyncVectorEnv`` runs a subprocess per env; both measured slower on two cores).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import gymnasium as gym
@@ -27,10 +26,11 @@ import numpy as np
 from ractd.data.returns import episode_returns, normalized_score
 from ractd.evaluate.metrics import running_max_return
 from ractd.evaluate.results import EvalResult
+from ractd.evaluate.vector_env import EnvFactory, EpisodeSlots, env_id
 from ractd.progress import progress_bar
 
-EnvFactory = Callable[[], gym.Env]
 DEFAULT_MAX_PARALLEL = 256
+PROGRESS_SECONDS = 0.1  # the progress bar's expected total is recomputed at most this often
 
 
 @runtime_checkable
@@ -79,7 +79,7 @@ def episode_limit(env: gym.Env, max_episode_steps: int | None) -> int:
     spec_limit = env.spec.max_episode_steps if env.spec is not None else None
     if spec_limit is None:
         raise ValueError(
-            f"{_env_id(env)}: the env declares no max_episode_steps (env.spec); pass max_episode_steps "
+            f"{env_id(env)}: the env declares no max_episode_steps (env.spec); pass max_episode_steps "
             "so that every episode is guaranteed to end"
         )
     return int(spec_limit)
@@ -101,26 +101,12 @@ def expected_steps(ended: Sequence[int], running: Sequence[int], pending: int, l
     return int(round(sum(seen) + pending * mean))
 
 
-def _env_id(env: gym.Env) -> str:
-    return env.spec.id if env.spec is not None else type(env.unwrapped).__name__
-
-
-def _first_observation(env: gym.Env, seed: int) -> tuple[np.ndarray, dict[str, Any]]:
-    obs, info = env.reset(seed=seed)
-    if isinstance(obs, dict):
-        raise TypeError(
-            f"{_env_id(env)}: evaluate expects array observations, got a dict "
-            f"(keys {sorted(obs)}); wrap the env in gymnasium.wrappers.FlattenObservation"
-        )
-    return np.asarray(obs), info
-
-
 def _checked_actions(actions: Any, n: int, env: gym.Env) -> np.ndarray:
     a = np.asarray(actions)
     expected = (n, *env.action_space.shape)
     if a.shape != expected:
         raise ValueError(
-            f"policy.act returned actions of shape {a.shape} for {n} running env(s) of {_env_id(env)}; "
+            f"policy.act returned actions of shape {a.shape} for {n} running env(s) of {env_id(env)}; "
             f"expected {expected} (action space {env.action_space})"
         )
     return a
@@ -152,7 +138,7 @@ def _describe(policy: BatchPolicy, description: str | None) -> str:
 def _result(
     rewards: list[np.ndarray], terminated: list[bool], seeds: np.ndarray, limit: int, wall: float,
     policy_seconds: float, description: str, env_id: str, mode: str, max_parallel: int,
-    ref_scores: tuple[float, float] | None, legacy_running_max: bool,
+    ref_scores: tuple[float, float] | None, legacy_running_max: bool, construct_seconds: float,
 ) -> EvalResult:
     lengths = np.array([len(r) for r in rewards])
     returns = episode_returns(np.concatenate(rewards), np.cumsum(lengths))
@@ -166,6 +152,7 @@ def _result(
         max_episode_steps=limit,
         wall_seconds=wall,
         policy_seconds=policy_seconds,
+        construct_seconds=construct_seconds,
         policy_description=description,
         env_id=env_id,
         mode=mode,
@@ -203,81 +190,95 @@ def evaluate(
     if not isinstance(max_parallel, (int, np.integer)) or max_parallel < 1:
         raise ValueError(f"max_parallel: expected a positive integer, got {max_parallel!r}")
     n_slots = int(min(n_episodes, max_parallel))
-    envs = [make_env() for _ in range(n_slots)]
-    try:
-        _check_env(policy, envs[0])
-        limit = episode_limit(envs[0], max_episode_steps)
+    with EpisodeSlots(make_env, n_slots) as envs:
+        first_env = envs.envs[0]
+        _check_env(policy, first_env)
+        limit = episode_limit(first_env, max_episode_steps)
         seeds = seed + np.arange(n_episodes, dtype=np.int64)
         episode_rewards: list[np.ndarray] = [np.empty(0)] * n_episodes
-        episode_terminated = [False] * n_episodes
+        episode_terminated = np.zeros(n_episodes, dtype=bool)
         episode_of_slot = np.full(n_slots, -1, dtype=np.int64)
-        rewards_of_slot: list[list[float]] = [[] for _ in range(n_slots)]
+        steps_of_slot = np.zeros(n_slots, dtype=np.int64)
+        rewards_of_slot = _RewardRows(n_slots, limit)
         running = np.zeros(n_slots, dtype=bool)
-        observations: np.ndarray | None = None
         next_episode = 0
         policy_seconds = 0.0
 
         def start_episodes(slots: np.ndarray) -> None:
             # reset each slot with the next pending episode's seed, then one batched policy.reset
-            nonlocal next_episode, observations, policy_seconds
-            infos, episode_seeds = [], []
-            for slot in slots:
-                obs, info = _first_observation(envs[slot], int(seeds[next_episode]))
-                if observations is None:
-                    observations = np.zeros((n_slots, *obs.shape), dtype=obs.dtype)
-                observations[slot] = obs
-                infos.append(info)
-                episode_seeds.append(seeds[next_episode])
-                episode_of_slot[slot] = next_episode
-                rewards_of_slot[slot] = []
-                next_episode += 1
+            nonlocal next_episode, policy_seconds
+            episodes = np.arange(next_episode, next_episode + len(slots))
+            infos = envs.reset(slots, seeds[episodes])
+            episode_of_slot[slots] = episodes
+            steps_of_slot[slots] = 0
             running[slots] = True
+            next_episode += len(slots)
             t0 = time.perf_counter()
-            policy.reset(observations[slots], _reset_infos(infos, episode_seeds), slots)
+            policy.reset(envs.observations[slots], _reset_infos(infos, seeds[episodes]), slots)
             policy_seconds += time.perf_counter() - t0
 
         # progress in env steps, out of the steps expected from the episode lengths seen so far
         with progress_bar("evaluating", n_episodes * limit, progress, info=f"0/{n_episodes} episodes") as bar:
-            done = steps = 0
+            steps = 0
             ended: list[int] = []  # lengths of the episodes that ended, for the expected total
+            shown = 0.0
             start = time.perf_counter()
             start_episodes(np.arange(n_slots))
-            while running.any():
+            while True:
                 slots = np.flatnonzero(running)
+                if not slots.size:
+                    break
                 t0 = time.perf_counter()
-                actions = policy.act(observations[slots], slots)
+                actions = policy.act(envs.observations[slots], slots)
                 policy_seconds += time.perf_counter() - t0
-                actions = _checked_actions(actions, len(slots), envs[0])
-                finished = []
-                for action, slot in zip(actions, slots, strict=True):
-                    obs, reward, terminated, truncated, _ = envs[slot].step(action)
-                    observations[slot] = obs
-                    rewards_of_slot[slot].append(float(reward))
-                    if terminated or truncated or len(rewards_of_slot[slot]) >= limit:
-                        episode = episode_of_slot[slot]
-                        episode_rewards[episode] = np.array(rewards_of_slot[slot])
-                        episode_terminated[episode] = bool(terminated)
-                        ended.append(len(rewards_of_slot[slot]))
-                        finished.append(slot)
-                running[finished] = False
-                done += len(finished)
+                actions = _checked_actions(actions, len(slots), first_env)
+                rewards, terminated, truncated = envs.step(slots, actions)
+                rewards_of_slot.put(slots, steps_of_slot[slots], rewards)
+                steps_of_slot[slots] += 1
                 steps += len(slots)
-                refill = np.array(finished[: n_episodes - next_episode], dtype=np.int64)
-                if refill.size:
-                    start_episodes(refill)
-                if progress:
-                    lengths = [len(rewards_of_slot[slot]) for slot in np.flatnonzero(running)]
+                end = terminated | truncated | (steps_of_slot[slots] >= limit)
+                if end.any():
+                    finished = slots[end]
+                    episodes = episode_of_slot[finished]
+                    episode_terminated[episodes] = terminated[end]
+                    for slot, episode, length in zip(finished.tolist(), episodes.tolist(),
+                                                     steps_of_slot[finished].tolist(), strict=True):
+                        episode_rewards[episode] = rewards_of_slot.row(slot, length)
+                        ended.append(length)
+                    running[finished] = False
+                    refill = finished[: n_episodes - next_episode]
+                    if refill.size:
+                        start_episodes(refill)
+                if progress and (time.perf_counter() - shown > PROGRESS_SECONDS or not running.any()):
+                    shown = time.perf_counter()
+                    lengths = steps_of_slot[running].tolist()
                     total = expected_steps(ended, lengths, n_episodes - next_episode, limit)
-                    bar.update(completed=steps, total=total, info=f"{done}/{n_episodes} episodes")
+                    bar.update(completed=steps, total=total, info=f"{len(ended)}/{n_episodes} episodes")
             wall = time.perf_counter() - start
-    finally:
-        for env in envs:
-            env.close()
     return _result(
-        episode_rewards, episode_terminated, seeds, limit, wall, policy_seconds,
-        _describe(policy, description), _env_id(envs[0]), "vectorized", n_slots,
-        ref_scores, legacy_running_max,
+        episode_rewards, episode_terminated.tolist(), seeds, limit, wall, policy_seconds,
+        _describe(policy, description), env_id(first_env), "vectorized", n_slots,
+        ref_scores, legacy_running_max, envs.construct_seconds,
     )
+
+
+class _RewardRows:
+    """Per env slot, the rewards of its running episode: a (slots, columns) float64 array whose columns grow by
+    doubling up to the step limit, so a huge `max_episode_steps` costs only the steps taken."""
+
+    def __init__(self, n_slots: int, limit: int):
+        self.limit = limit
+        self.rows = np.zeros((n_slots, min(limit, 1024)), dtype=np.float64)
+
+    def put(self, slots: np.ndarray, steps: np.ndarray, rewards: np.ndarray) -> None:
+        if steps.max() >= self.rows.shape[1]:
+            wider = np.zeros((len(self.rows), min(self.limit, 2 * self.rows.shape[1])), dtype=np.float64)
+            wider[:, : self.rows.shape[1]] = self.rows
+            self.rows = wider
+        self.rows[slots, steps] = rewards
+
+    def row(self, slot: int, length: int) -> np.ndarray:
+        return self.rows[slot, :length].copy()
 
 
 def evaluate_sequential(
@@ -294,8 +295,8 @@ def evaluate_sequential(
     """The reference's plain loop, with seeds applied: one env, one episode after another, one
     policy call (batch of 1, env index 0) per step. For equivalence tests and throughput comparison."""
     _check_arguments(n_episodes, seed, ref_scores)
-    env = make_env()
-    try:
+    with EpisodeSlots(make_env, 1) as one:
+        env = one.envs[0]
         _check_env(policy, env)
         limit = episode_limit(env, max_episode_steps)
         seeds = seed + np.arange(n_episodes, dtype=np.int64)
@@ -305,7 +306,8 @@ def evaluate_sequential(
         with progress_bar("evaluating (sequential)", n_episodes, progress) as bar:
             start = time.perf_counter()
             for i in range(n_episodes):
-                obs, info = _first_observation(env, int(seeds[i]))
+                info = one.reset(index, seeds[i: i + 1])[0]
+                obs = one.observations[0]
                 t0 = time.perf_counter()
                 policy.reset(obs[None], _reset_infos([info], seeds[i: i + 1]), index)
                 policy_seconds += time.perf_counter() - t0
@@ -324,9 +326,8 @@ def evaluate_sequential(
                 episode_terminated.append(bool(terminated))
                 bar.update(advance=1, info=f"{i + 1}/{n_episodes} episodes")
             wall = time.perf_counter() - start
-    finally:
-        env.close()
     return _result(
         episode_rewards, episode_terminated, seeds, limit, wall, policy_seconds,
-        _describe(policy, description), _env_id(env), "sequential", 1, ref_scores, legacy_running_max,
+        _describe(policy, description), env_id(env), "sequential", 1, ref_scores, legacy_running_max,
+        one.construct_seconds,
     )

@@ -41,7 +41,22 @@ class PlannerPolicy:
         if controller == "inverse_dynamics" and planner.inverse_dynamics is None:
             raise ValueError("controller='inverse_dynamics' needs a planner loaded with an inverse_dynamics run")
         self.planner, self.controller = planner, controller
-        self.state: dict[int, dict[str, Any]] = {}
+        # per env slot, grown to the highest slot seen: observation history (slot, To, Do), action queue
+        # (slot, n_action_steps, Da) read from `_queue_next` on, plan (slot, H, Dx) and steps followed (Maze2d)
+        self._history: np.ndarray | None = None
+        self._queue: np.ndarray | None = None
+        self._queue_next = np.zeros(0, dtype=np.int64)
+        self._plans: np.ndarray | None = None
+        self._t = np.zeros(0, dtype=np.int64)
+        self._seeds: dict[int, int | None] = {}
+        self._generators: dict[int, torch.Generator | None] = {}
+
+    @property
+    def state(self) -> dict[int, dict[str, Any]]:
+        """Per started env slot: its episode seed, steps taken, and (state planners) its plan; a snapshot."""
+        return {i: {"episode_seed": seed, "t": int(self._t[i]),
+                    **({} if self._plans is None else {"plan": self._plans[i].copy()})}
+                for i, seed in self._seeds.items()}
 
     def check_env(self, env: Any) -> None:
         """Refuse an env whose observation or action size differs from the run's (`evaluate` calls this first)."""
@@ -59,23 +74,45 @@ class PlannerPolicy:
 
     def reset(self, observations: np.ndarray, infos: dict[str, Any], env_indices: np.ndarray) -> None:
         p = self.planner
+        idx = np.asarray(env_indices, dtype=np.int64)
+        if idx.size == 0:
+            return
+        observations = np.asarray(observations)
+        self._grow(int(idx.max()) + 1, observations)
         seeds = infos.get("episode_seed")
-        for k, i in enumerate(env_indices):
+        for k, i in enumerate(idx.tolist()):
             seed = None if seeds is None else int(seeds[k])
-            self.state[int(i)] = {"history": [observations[k]] * p.n_obs_steps, "t": 0, "queue": [],
-                                  "episode_seed": seed,
-                                  "generator": None if seed is None else episode_generator(p.seed, seed, p.device)}
+            self._seeds[i] = seed
+            self._generators[i] = None if seed is None else episode_generator(p.seed, seed, p.device)
+        self._history[idx] = observations[:, None]  # the first observation repeated To times
+        self._queue_next[idx] = p.n_action_steps  # empty queue
+        self._t[idx] = 0
         if p.x_key == "observations":
             goals = np.asarray(infos["goal"]) if "goal" in infos else None
-            plans = self._plan(observations, goals, env_indices)
-            for k, i in enumerate(env_indices):
-                self.state[int(i)]["plan"] = plans[k]
+            plans = self._plan(observations, goals, idx)
+            if self._plans is None:
+                self._plans = np.zeros((len(self._t), *plans.shape[1:]), dtype=plans.dtype)
+            self._plans[idx] = plans
+
+    def _grow(self, n_slots: int, observations: np.ndarray) -> None:
+        """Make room for env slots [0, n_slots) in the per-slot arrays."""
+        p = self.planner
+        if self._history is None:
+            self._history = np.zeros((0, p.n_obs_steps, *observations.shape[1:]), dtype=observations.dtype)
+        have = len(self._t)
+        if n_slots <= have:
+            return
+
+        def grown(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else np.concatenate([a, np.zeros((n_slots - have, *a.shape[1:]), a.dtype)])
+
+        self._history, self._queue, self._plans = grown(self._history), grown(self._queue), grown(self._plans)
+        self._queue_next, self._t = grown(self._queue_next), grown(self._t)
 
     def _plan(self, obs: np.ndarray, goal: np.ndarray | None, env_indices: np.ndarray) -> np.ndarray:
         """One batched plan for the episodes in `env_indices`, each row's noise from its episode's generator."""
         p = self.planner
-        states = [self.state[int(i)] for i in env_indices]
-        generators = [st["generator"] for st in states]
+        generators = [self._generators[int(i)] for i in env_indices]
         if all(g is None for g in generators):
             plans = p.plan(obs, goal)
         elif any(g is None for g in generators):
@@ -86,7 +123,7 @@ class PlannerPolicy:
         finite = np.isfinite(plans.reshape(len(plans), -1)).all(axis=1)
         if not finite.all():
             k = int(np.flatnonzero(~finite)[0])
-            seed = states[k]["episode_seed"]
+            seed = self._seeds[int(env_indices[k])]
             episode = f"env slot {int(env_indices[k])}" if seed is None else f"the episode reset with seed {seed}"
             cause = ("its observation is not finite either" if not np.isfinite(obs[k]).all()
                      else "from a finite observation")
@@ -96,18 +133,11 @@ class PlannerPolicy:
 
     def _follow(self, obs: np.ndarray, env_indices: np.ndarray) -> np.ndarray:
         p = self.planner
-        waypoints = []
-        for i in env_indices:
-            st = self.state[int(i)]
-            plan, t = st["plan"], st["t"]
-            if t < p.horizon - 1:
-                w = plan[t + 1]
-            else:  # hold the last waypoint with zero velocity (docs/algorithm.md §6.2)
-                w = plan[-1].copy()
-                w[2:] = 0.0
-            waypoints.append(w)
-            st["t"] = t + 1
-        w = np.stack(waypoints)
+        idx = np.asarray(env_indices, dtype=np.int64)
+        t = self._t[idx]
+        w = self._plans[idx, np.minimum(t + 1, p.horizon - 1)]  # the next waypoint, plan[t + 1]
+        w[t >= p.horizon - 1, 2:] = 0.0  # past the plan: its last waypoint, zero velocity (docs/algorithm.md §6.2)
+        self._t[idx] = t + 1
         if self.controller == "tracking":
             return tracking_action(obs, w)
         n = p.norm["observations"]
@@ -121,16 +151,19 @@ class PlannerPolicy:
         p = self.planner
         if p.x_key == "observations":
             return self._follow(observations, env_indices)
-        need = []
-        for k, i in enumerate(env_indices):
-            st = self.state[int(i)]
-            st["history"] = (st["history"] + [observations[k]])[-p.n_obs_steps:]
-            if not st["queue"]:
-                need.append(k)
-        if need:  # one batched network call for every env whose action queue is empty
-            hist = np.stack([np.stack(self.state[int(env_indices[k])]["history"]) for k in need])
-            plans = self._plan(hist, None, np.asarray(env_indices)[need])
+        idx = np.asarray(env_indices, dtype=np.int64)
+        hist = self._history[idx]
+        hist[:, :-1], hist[:, -1] = hist[:, 1:].copy(), observations  # drop the oldest, append the newest
+        self._history[idx] = hist
+        need = np.flatnonzero(self._queue_next[idx] >= p.n_action_steps)
+        if need.size:  # one batched network call for every env whose action queue is empty
+            plans = self._plan(hist[need], None, idx[need])
             first = p.n_obs_steps - 1
-            for row, k in enumerate(need):
-                self.state[int(env_indices[k])]["queue"] = list(plans[row, first: first + p.n_action_steps])
-        return np.stack([self.state[int(i)]["queue"].pop(0) for i in env_indices])
+            if self._queue is None:
+                self._queue = np.zeros((len(self._t), p.n_action_steps, *plans.shape[2:]), dtype=plans.dtype)
+            self._queue[idx[need]] = plans[:, first: first + p.n_action_steps]
+            self._queue_next[idx[need]] = 0
+        actions = self._queue[idx, self._queue_next[idx]]
+        self._queue_next[idx] += 1
+        self._t[idx] += 1
+        return actions
