@@ -22,6 +22,19 @@ PAPER_MAZE = {"maze2d-umaze": {"teacher": "113.9 (Diffuser)", "ctd": 123.4, "stu
               "maze2d-medium": {"teacher": "121.5 (Diffuser)", "ctd": 119.8, "student": 130.8}}
 PAPER_T33 = {"heun": (114.2, 2134.0, 80), "ddim:10": (60.6, 208.0, 15), "one_step": (104.9, 15.0, 1),
              "multistep:2": (109.8, 24.1, 2), "multistep:3": (108.7, 37.7, 3), "multistep:4": (107.9, 51.7, 4)}
+# D4RL's -v2 locomotion files: (transitions, episodes, mean normalized episode return), as commonly reported
+# (computed from the released files; None where not quoted). Random levels: size only.
+D4RL_V2 = {
+    "hopper-random": (1_000_000, None, None), "hopper-medium": (1_000_000, 2186, 44.3),
+    "hopper-medium-replay": (402_000, 2041, 15.0), "hopper-expert": (1_000_000, 1027, 108.5),
+    "hopper-medium-expert": (2_000_000, 3213, 64.8),
+    "walker2d-random": (1_000_000, None, None), "walker2d-medium": (1_000_000, 1191, 62.1),
+    "walker2d-medium-replay": (302_000, 1093, 14.8), "walker2d-expert": (1_000_000, 1000, 106.7),
+    "walker2d-medium-expert": (2_000_000, 2191, 82.7),
+    "halfcheetah-random": (1_000_000, 1000, None), "halfcheetah-medium": (1_000_000, 1000, 40.7),
+    "halfcheetah-medium-replay": (202_000, 202, 27.2), "halfcheetah-expert": (1_000_000, 1000, 88.1),
+    "halfcheetah-medium-expert": (2_000_000, 2000, 64.3),
+}
 PAPER_T34 = {("teacher", "ctd"): 50.8, ("rteacher", "rteacher_ctd"): 96.2, ("teacher", "student"): 104.9,
              ("rteacher", "rteacher_ractd"): 96.0}
 
@@ -101,18 +114,37 @@ def render(out: Path, target: Path) -> None:
                          "how far one run of this task moves with the training seed.")
         lines.append("")
 
-    # Datasets generated on this machine (results/report/datasets.json, kept by `reproduce.py`)
+    # Datasets generated on this machine (results/report/datasets.json, kept by `reproduce.py` and
+    # scripts/generate_locomotion.sh), locomotion rows next to D4RL's -v2 files
+    detail = _read(out / "datasets.json").get("locomotion", {})
     lines += ["## Datasets generated here (`ractd data generate NAME`, seed 0)", "",
-              "| dataset | steps | episodes | normalized return (mean ± std per episode) | generation seconds |",
-              "|---|---|---|---|---|"]
+              "| dataset | steps | episodes | normalized return (mean ± std per episode) | generation seconds | "
+              "D4RL -v2 steps | D4RL -v2 normalized mean |",
+              "|---|---|---|---|---|---|---|"]
     for name, card in sorted(datasets.items()):
         nr, secs = card.get("normalized_return") or {}, card.get("seconds")
+        d4rl_steps, _, d4rl_mean = D4RL_V2.get(name, (None, None, None))
         lines.append(f"| {name} | {card['steps']:,} | {card['episodes']:,} | "
                      f"{nr.get('mean', float('nan')):.1f} ± {nr.get('std', float('nan')):.1f} | "
-                     f"{f'{secs:.0f}' if secs else '–'} |")
+                     f"{f'{secs:.0f}' if secs else '–'} | {f'{d4rl_steps:,}' if d4rl_steps else '–'} | "
+                     f"{d4rl_mean if d4rl_mean is not None else '–'} |")
     lines += ["", "Maze2d 'episodes' are goal-to-goal segments, so their per-episode normalized returns are not on "
-              "the evaluation scale. Locomotion: PPO behaviour policies (hopper expert reached ~98 normalized); "
-              "walker2d/halfcheetah expert training was stopped (4–5 h projected on this machine).", ""]
+              "the evaluation scale. Locomotion: rolled out from the PPO behaviour policies shipped with ractd "
+              "(docs/datasets.md); D4RL's columns are the -v2 files' sizes and mean normalized episode returns as "
+              "commonly reported (the files are not downloadable here).", ""]
+    replay = {n: d for n, d in sorted(detail.items()) if n.endswith("-medium-replay")}
+    if replay:
+        lines += ["Medium-replay stand-in (learner snapshots re-rolled, see docs/datasets.md) against D4RL's "
+                  "replay buffers: normalized return per episode.", "",
+                  "| dataset | steps (D4RL) | episodes (D4RL) | p10 | p50 | p90 | max | mean (D4RL) |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for name, d in replay.items():
+            card, (d4rl_steps, d4rl_episodes, d4rl_mean) = datasets[name], D4RL_V2[name]
+            q = d["normalized_quantiles"]
+            lines.append(f"| {name} | {card['steps']:,} ({d4rl_steps:,}) | {card['episodes']:,} ({d4rl_episodes:,}) | "
+                         f"{q['p10']:.1f} | {q['p50']:.1f} | {q['p90']:.1f} | {q['p100']:.1f} | "
+                         f"{card['normalized_return']['mean']:.1f} ({d4rl_mean}) |")
+        lines.append("")
 
     # Table 3.3: speed vs quality
     task = "hopper-medium-replay"

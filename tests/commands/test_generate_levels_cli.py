@@ -1,6 +1,7 @@
 """`ractd data generate` at every generation level, through the installed entry point in a subprocess.
 
-Tiny sizes: a few hundred steps per dataset and one 2,048-step PPO run shared by the hopper levels.
+Tiny sizes: a few hundred steps per dataset, rolled out from the shipped behaviour policies, and one
+2,048-step PPO run (`--train-steps`, which retrains) shared by the retrained hopper levels.
 """
 
 from __future__ import annotations
@@ -43,8 +44,8 @@ def assert_generated(root: Path, name: str, steps: int | None) -> dict:
 
 @pytest.fixture(scope="module")
 def hopper_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A data root where `hopper-medium` was generated first, with progress bars on (SB3's needs tqdm):
-    this trains and caches the PPO behaviour policies every other hopper level reuses."""
+    """A data root where `hopper-medium` was generated first with retrained policies, progress bars on (SB3's
+    needs tqdm): this trains and saves the PPO behaviour policies every other hopper level here reuses."""
     root = tmp_path_factory.mktemp("cli-levels")
     result = run_ractd(root, "data", "generate", "hopper-medium", "--steps", "400", "--train-steps", TRAIN_STEPS)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -65,6 +66,21 @@ def test_hopper_random(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert_generated(tmp_path, "hopper-random", 300)
     assert not (tmp_path / "data" / "hopper-policies").exists()  # random needs no behaviour policies
+
+
+def test_walker2d_medium_expert_from_the_shipped_policies(tmp_path: Path) -> None:
+    result = run_ractd(tmp_path, "data", "generate", "walker2d-medium-expert", "--steps", "400", "--no-progress",
+                       "--no-minari")
+    assert result.returncode == 0, result.stdout + result.stderr
+    arrays = assert_generated(tmp_path, "walker2d-medium-expert", 400)
+    assert arrays["observations"].shape == (400, 17) and arrays["actions"].shape == (400, 6)
+    assert not (tmp_path / "data" / "walker2d-policies").exists()  # nothing trained
+    again = run_ractd(tmp_path, "data", "generate", "walker2d-medium-expert", "--steps", "400", "--no-progress",
+                      "--no-minari", "--overwrite")
+    assert again.returncode == 0, again.stdout + again.stderr
+    same = read_d4rl_hdf5(tmp_path / "data" / "walker2d-medium-expert" / "walker2d-medium-expert.hdf5")
+    for k, v in arrays.items():
+        assert (v == same[k]).all(), k  # the same seed, the same dataset
 
 
 def test_hopper_medium(hopper_root: Path) -> None:

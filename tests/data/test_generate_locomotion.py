@@ -11,23 +11,23 @@ import pytest
 
 from ractd.data.d4rl import read_d4rl_hdf5
 from ractd.data.dataset import OfflineDataset
-from ractd.data.generate.locomotion import generate_locomotion, parse_locomotion_name, truncate_steps
+from ractd.data.generate.locomotion import generate_locomotion, parse_locomotion_name
 from ractd.data.generate.policies import GaussianMLPPolicy, UniformRandomPolicy
-from ractd.data.generate.ppo import Snapshot, load_behaviour_policy, select_snapshots, train_behaviour_policies
+from ractd.data.generate.ppo import (
+    Snapshot,
+    load_behaviour_policy,
+    read_manifest,
+    select_snapshots,
+    train_behaviour_policies,
+)
+from ractd.data.generate.recipes import recipe_for
 from ractd.data.generate.rollout import rollout_transitions
-from ractd.data.generate.stream import replay_until
 
 ENV = "Hopper-v5"
-TRAIN_STEPS = 2048  # four PPO updates of 512 steps
-TINY_PPO = {"n_steps": 512, "batch_size": 64}
-TRAIN = {
-    "total_steps": TRAIN_STEPS,
-    "eval_every": 1024,
-    "eval_episodes": 3,
-    "ppo_overrides": TINY_PPO,
-    "progress": False,
-    "log": lambda msg: None,
-}
+TRAIN_STEPS = 2048  # four PPO updates of 2 envs x 256 steps
+TINY = recipe_for(ENV).with_overrides({"n_steps": 256, "batch_size": 64}, n_envs=2, snapshot_every=512,
+                                      eval_episodes=3)
+TRAIN = {"total_steps": TRAIN_STEPS, "recipe": TINY, "progress": False, "log": lambda msg: None}
 
 
 @pytest.fixture(scope="module")
@@ -40,10 +40,12 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
         yield root
 
 
-def generate(root: Path, name: str, steps: int, seed: int = 0, **kw) -> dict:
+def generate(root: Path, name: str, steps: int | None, seed: int = 0, policies: Path | None = None, **kw) -> dict:
+    """Generate `name` under `root` from the tiny PPO run's policies (`policies`, default root's)."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MINARI_DATASETS_PATH", str(root / "minari"))
-        return generate_locomotion(name, root / name, seed, steps, progress=False, n_envs=4, **kw)
+        return generate_locomotion(name, root / name, seed, steps, progress=False, n_envs=4,
+                                   policy_dir=policies or root / "hopper-policies", **kw)
 
 
 def resimulate(arrays: dict[str, np.ndarray]) -> None:
@@ -130,26 +132,6 @@ def test_rollouts_are_deterministic_given_the_seed() -> None:
     assert not np.array_equal(a["actions"], c["actions"])
 
 
-def test_replay_until_cuts_running_episodes_with_a_timeout() -> None:
-    # two envs interleaved in collection order: episode 0 (env 0) and 1 (env 1), then episode 2 (env 0)
-    stream = {
-        "episode_id": np.array([0, 0, 0, 1, 1, 1, 2, 2]),
-        "collected_at": np.array([0, 2, 4, 1, 3, 5, 6, 7]),
-        "rewards": np.arange(8, dtype=np.float32),
-        "terminals": np.array([0, 0, 1, 0, 0, 0, 0, 0], bool),
-        "timeouts": np.zeros(8, bool),
-    }
-    for k in ("observations", "actions", "next_observations", "infos/qpos", "infos/qvel"):
-        stream[k] = np.zeros((8, 2), np.float32)
-    out = replay_until(stream, 4)  # collected_at 0..3: episode 0's first two steps, episode 1's first two
-    np.testing.assert_array_equal(out["rewards"], [0, 1, 3, 4])
-    np.testing.assert_array_equal(out["terminals"], [False, False, False, False])
-    np.testing.assert_array_equal(out["timeouts"], [False, True, False, True])
-    full = replay_until(stream, 8)
-    np.testing.assert_array_equal(full["terminals"], [0, 0, 1, 0, 0, 0, 0, 0])
-    np.testing.assert_array_equal(full["timeouts"], [0, 0, 0, 0, 0, 1, 0, 1])
-
-
 def test_medium_is_the_first_snapshot_at_a_third_of_the_best() -> None:
     curve = [(0, 900.0), (1000, 300.0), (2000, 1200.0), (3000, 900.0), (4000, 3300.0), (5000, 3000.0)]
     snaps = [Snapshot(t, 0.0, np.array([r - 10, r + 10]), None) for t, r in curve]
@@ -162,31 +144,39 @@ def test_medium_is_the_first_snapshot_at_a_third_of_the_best() -> None:
     assert medium.timesteps == expert.timesteps == 2
 
 
-def test_truncate_steps_flags_the_cut() -> None:
-    arrays = {"rewards": np.ones(5), "terminals": np.zeros(5, bool), "timeouts": np.zeros(5, bool)}
-    cut = truncate_steps(arrays, 3)
-    np.testing.assert_array_equal(cut["timeouts"], [False, False, True])
-    assert not arrays["timeouts"].any()  # input untouched
-
-
 def test_training_cache_is_reused_and_guards_its_size(root: Path) -> None:
-    manifest = train_behaviour_policies(ENV, root / "hopper-policies")  # cached: returns immediately
+    manifest = train_behaviour_policies(ENV, root / "hopper-policies")  # saved: returns immediately
     assert manifest["total_steps"] == TRAIN_STEPS and manifest["seed"] == 3
-    assert 0 < manifest["medium"]["timesteps"] <= manifest["expert"]["timesteps"] <= TRAIN_STEPS
-    assert manifest["medium"]["eval_return_mean"] >= manifest["expert"]["eval_return_mean"] / 3
+    assert manifest["recipe"] == TINY.as_dict() and (manifest["obs_dim"], manifest["act_dim"]) == (11, 3)
+    medium, expert = manifest["policies"]["medium"], manifest["policies"]["expert"]
+    assert 0 < medium["timesteps"] <= expert["timesteps"] <= TRAIN_STEPS
+    assert medium["curve_return_mean"] >= expert["curve_return_mean"] / 3
     curve = (root / "hopper-policies" / "training_curve.csv").read_text().splitlines()
     assert curve[0] == "steps,seconds,eval_return_mean,eval_return_std"
-    assert [int(line.split(",")[0]) for line in curve[1:]] == [0, 1024, 2048]
+    assert [int(line.split(",")[0]) for line in curve[1:]] == [0, 512, 1024, 1536, 2048]
+    # the learner snapshots before the medium one tile [0, medium step) in training order
+    learner = [manifest["policies"][n] for n in manifest["medium_replay"]]
+    assert [e["timesteps"] for e in learner] == list(range(0, medium["timesteps"], 512))
+    assert [e["replays_steps"] for e in learner] == [[t, min(t + 512, medium["timesteps"])]
+                                                     for t in range(0, medium["timesteps"], 512)]
     with pytest.raises(ValueError, match="trained for 2048 steps.*total_steps=9999"):
         train_behaviour_policies(ENV, root / "hopper-policies", total_steps=9999)
     with pytest.raises(FileNotFoundError, match="no trained behaviour policies"):
         load_behaviour_policy(root / "nowhere", "medium")
+    with pytest.raises(ValueError, match="no policy 'learner-999'"):
+        load_behaviour_policy(root / "hopper-policies", "learner-999")
+
+
+def test_outdated_policy_folder_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "policies.json").write_text(json.dumps({"env_id": ENV, "total_steps": 10}))
+    with pytest.raises(ValueError, match="older layout.*--train-policies"):
+        read_manifest(tmp_path)
 
 
 def test_ppo_training_is_deterministic_given_the_seed(root: Path, tmp_path: Path) -> None:
     again = train_behaviour_policies(ENV, tmp_path / "p", seed=3, **TRAIN)
     cached = json.loads((root / "hopper-policies" / "policies.json").read_text())
-    assert again["expert"] == cached["expert"] and again["medium"] == cached["medium"]
+    assert again["policies"] == cached["policies"] and again["medium_replay"] == cached["medium_replay"]
     a = load_behaviour_policy(root / "hopper-policies", "expert")
     b = load_behaviour_policy(tmp_path / "p", "expert")
     for (wa, ba), (wb, bb) in zip(a.weights, b.weights, strict=True):
@@ -195,18 +185,24 @@ def test_ppo_training_is_deterministic_given_the_seed(root: Path, tmp_path: Path
     np.testing.assert_array_equal(a.obs_mean, b.obs_mean)
 
 
-def test_medium_replay_is_the_learner_stream_until_the_medium_snapshot(root: Path) -> None:
+def test_medium_replay_replays_the_learner_snapshots_until_the_medium_one(root: Path) -> None:
     summary = generate(root, "hopper-medium-replay", steps=None)
-    medium_step = json.loads((root / "hopper-policies" / "policies.json").read_text())["medium"]["timesteps"]
+    manifest = read_manifest(root / "hopper-policies")
     arrays = read_d4rl_hdf5(root / "hopper-medium-replay" / "hopper-medium-replay.hdf5")
-    assert summary["steps"] == len(arrays["rewards"]) == medium_step  # one env: one transition per step
-    assert np.abs(arrays["actions"]).max() <= 1.0  # what the env executed (SB3 clips before stepping)
+    assert summary["steps"] == len(arrays["rewards"]) == manifest["policies"]["medium"]["timesteps"]
+    assert np.abs(arrays["actions"]).max() <= 1.0  # what the env executed (actions clipped to the box)
     resimulate(arrays)
-    # a size limit keeps the first transitions and closes the cut episode
+    # segment j is learner snapshot j rolled out for the steps it collected in training
+    first = load_behaviour_policy(root / "hopper-policies", "learner-000")
+    segment = rollout_transitions(ENV, first, 512, [0, 3, 0], n_envs=4, progress=False)
+    for k, v in segment.items():
+        np.testing.assert_array_equal(arrays[k][:512], v, err_msg=k)
+    assert not np.array_equal(arrays["actions"][512:1024], segment["actions"])  # the next snapshot's
+    # a size limit keeps the earliest snapshots' transitions and closes the cut episode
     small = generate(root, "hopper-medium-replay", steps=700, minari=False)
     cut = read_d4rl_hdf5(root / "hopper-medium-replay" / "hopper-medium-replay.hdf5")
-    assert small["steps"] == 700
-    np.testing.assert_array_equal(cut["actions"], arrays["actions"][:700])
+    assert small["steps"] == len(cut["rewards"]) == 700
+    np.testing.assert_array_equal(cut["actions"][:512], arrays["actions"][:512])
     assert cut["terminals"][-1] or cut["timeouts"][-1]
 
 
@@ -238,6 +234,9 @@ def test_generated_dataset_files_and_layout(root: Path) -> None:
     assert card["episodes"] == ds.num_episodes
     generation = json.loads((out / "generation.json").read_text())
     assert generation["seed"] == 2 and generation["policies"]["total_steps"] == TRAIN_STEPS
+    from ractd.data.d4rl import read_d4rl_metadata
+
+    assert read_d4rl_metadata(out / "hopper-medium.hdf5")["policies_shipped"] is False  # the tiny run's
     assert generation["behaviour_return"]["medium"] == summary["behaviour_return"]["medium"]
     # the Minari copy holds the same transitions
     from ractd.data.minari_io import load_minari
@@ -267,7 +266,7 @@ def test_levels_compose_like_d4rl_and_are_deterministic(
         steps=2000,
         seed=4,
         minari=False,
-        policy_dir=root / "hopper-policies",
+        policies=root / "hopper-policies",
     )
     fresh = read(tmp_path, "hopper-medium-expert")
     for k in medium:

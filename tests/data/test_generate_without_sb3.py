@@ -27,18 +27,26 @@ def cli(*args: str) -> str:
     return f"from ractd.cli import main\nsys.argv = ['ractd', *{list(args)!r}]\nmain()\n"
 
 
-def test_ppo_level_fails_with_one_line_and_random_level_works(tmp_path: Path) -> None:
-    result = run_without_sb3(tmp_path, cli("data", "generate", "hopper-medium", "--steps", "300", "--no-progress"))
+def test_shipped_policies_need_no_sb3_and_retraining_fails_with_one_line(tmp_path: Path) -> None:
+    result = run_without_sb3(tmp_path, cli("data", "generate", "hopper-medium", "--steps", "300", "--no-progress",
+                                           "--no-minari"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (tmp_path / "data" / "hopper-medium" / "hopper-medium.hdf5").is_file()
+    assert not (tmp_path / "data" / "hopper-policies").exists()  # rolled out from the shipped policies
+
+    result = run_without_sb3(tmp_path, cli("data", "generate", "hopper-expert", "--steps", "300", "--no-progress",
+                                           "--train-policies"))
     assert result.returncode == 1, result.stdout + result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
-    assert "dataset hopper-medium needs stable-baselines3" in lines[0]
+    assert "dataset hopper-expert needs stable-baselines3" in lines[0]
     assert "pip install 'ractd[generate]'" in lines[0]
-    assert not (tmp_path / "data" / "hopper-medium").exists()
+    assert not (tmp_path / "data" / "hopper-expert").exists()
     assert not (tmp_path / "data" / "hopper-policies").exists()
 
-    result = run_without_sb3(tmp_path, cli("data", "generate", "hopper-random", "--steps", "300", "--no-progress"))
-    assert result.returncode == 0, result.stdout + result.stderr
+    result = run_without_sb3(tmp_path, cli("data", "generate", "hopper-random", "--steps", "300", "--no-progress",
+                                           "--train-policies"))
+    assert result.returncode == 0, result.stdout + result.stderr  # random trains nothing
     assert (tmp_path / "data" / "hopper-random" / "hopper-random.hdf5").is_file()
 
 
@@ -76,9 +84,10 @@ def test_training_names_the_missing_package(tmp_path: Path, monkeypatch: pytest.
         train_behaviour_policies("Hopper-v5", tmp_path / "p", dataset="hopper-expert", progress=True)
 
 
-def test_cached_policies_need_no_sb3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_saved_policies_need_no_sb3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ractd.data.generate.ppo import FORMAT
     from ractd.io import write_json
 
-    write_json(tmp_path / "policies.json", {"env_id": "Hopper-v5", "total_steps": 2048})
+    write_json(tmp_path / "policies.json", {"format": FORMAT, "env_id": "Hopper-v5", "total_steps": 2048})
     monkeypatch.setitem(sys.modules, "stable_baselines3", None)
     assert train_behaviour_policies("Hopper-v5", tmp_path)["total_steps"] == 2048

@@ -35,9 +35,14 @@ def generate(
     out: Path | None = typer.Option(None, "--out", help="Output folder (default: <data root>/NAME)."),
     minari: bool = typer.Option(True, "--minari/--no-minari", help="Also write Minari's ractd/NAME-v0."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    train_policies: bool = typer.Option(
+        False, "--train-policies", help="Locomotion: retrain the behaviour policies with the env's PPO recipe "
+        "into <data root>/ENV-policies (reused once complete) instead of the shipped ones; needs the generate "
+        "extra."
+    ),
     train_steps: int | None = typer.Option(
-        None, "--train-steps", min=1, help="Locomotion: PPO steps for the behaviour policies when none are "
-        "cached yet (default: 1M hopper, 2M walker2d/halfcheetah)."
+        None, "--train-steps", min=1, help="Locomotion: PPO steps when retraining (implies --train-policies; "
+        "default: the recipe's, 1M hopper, 1.5M walker2d/halfcheetah)."
     ),
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Replace an existing dataset of this name (runs trained on it will no "
@@ -46,12 +51,15 @@ def generate(
 ) -> None:
     """Generate NAME by D4RL's recipe; write NAME.hdf5, a Minari dataset, card.json and returns.png.
 
-    Locomotion levels other than random train PPO behaviour policies once per env (cached in
+    Locomotion levels roll out the PPO behaviour policies shipped with ractd (no RL library needed; the
+    same seed gives the same dataset). --train-policies retrains them first with the same recipe (into
     <data root>/ENV-policies), which needs the generate extra: pip install 'ractd[generate]'.
 
     Examples:
       ractd data generate maze2d-umaze
+      ractd data generate walker2d-medium-expert
       ractd data generate hopper-medium-replay --steps 200000 --seed 1
+      ractd data generate hopper-medium --train-policies --out /data/hopper-medium-retrained
     """
     from ractd.envs.registry import get_task
     from ractd.paths import data_root
@@ -86,8 +94,8 @@ def generate(
 
         try:
             summary = generate_locomotion(
-                name, out_dir, seed, steps, progress=progress, minari=minari, train_steps=train_steps,
-                overwrite=overwrite,
+                name, out_dir, seed, steps, progress=progress, minari=minari, train_policies=train_policies,
+                train_steps=train_steps, overwrite=overwrite,
             )
         except MissingExtraError as e:  # training PPO needs the generate extra: one line, no traceback
             typer.echo(f"error: {e}", err=True)

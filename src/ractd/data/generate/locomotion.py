@@ -3,12 +3,13 @@
 The D4RL definitions (Fu et al. 2020, §5 and App. C), on gymnasium's MuJoCo v5 envs:
   random         uniform random actions                                    (default 1 M steps)
   medium         rollouts of the policy snapshot at ~1/3 of the expert's return   (1 M)
-  medium-replay  every trajectory the learner collected until that snapshot       (all of it)
+  medium-replay  the learner's experience until that snapshot, replayed from its   (as many steps as the
+                 learner snapshots: snapshot j rolled out for the steps it collected  learner collected)
   expert         rollouts of the converged (best evaluated) policy                (1 M)
   medium-expert  medium ∪ expert in equal parts, medium first                     (2 M)
-The behaviour policies come from one cached PPO run per env (`ppo.train_behaviour_policies`),
-kept in `<env>-policies/` next to the datasets so every level (and a larger or re-seeded dataset)
-reuses them.
+The behaviour policies are the ones shipped with the package (`ppo.shipped_policy_dir`), so a dataset is
+only rolled out: no RL library, the same seed gives the same arrays. `train_policies=True` retrains them
+with the same PPO recipe into `<env>-policies/` next to the datasets (needs the `generate` extra).
 """
 
 from __future__ import annotations
@@ -21,13 +22,18 @@ from typing import Any
 import numpy as np
 
 from ractd.data.generate.policies import UniformRandomPolicy
-from ractd.data.generate.ppo import MANIFEST, STREAM, load_behaviour_policy, train_behaviour_policies
-from ractd.data.generate.rollout import rollout_transitions
+from ractd.data.generate.ppo import (
+    MANIFEST,
+    load_behaviour_policy,
+    read_manifest,
+    shipped_policy_dir,
+    train_behaviour_policies,
+)
+from ractd.data.generate.rollout import TRANSITION_KEYS, rollout_transitions
 from ractd.data.generate.save import package_versions, refuse_to_replace, save_generated_dataset
-from ractd.data.generate.stream import TRANSITION_KEYS, read_stream, replay_until
 
 LEVELS: tuple[str, ...] = ("random", "medium", "medium-replay", "expert", "medium-expert")
-# D4RL dataset sizes; medium-replay is everything the learner collected up to the medium snapshot.
+# D4RL dataset sizes; medium-replay is as large as the learner's experience up to the medium snapshot.
 DEFAULT_STEPS: dict[str, int | None] = {
     "random": 1_000_000,
     "medium": 1_000_000,
@@ -37,7 +43,7 @@ DEFAULT_STEPS: dict[str, int | None] = {
 }
 # Rollout seeds are SeedSequence([seed, code]) per behaviour source, so medium-expert's halves are
 # exactly the medium and expert datasets generated with the same seed and half the size (as in D4RL).
-_SOURCE_CODE = {"random": 0, "medium": 1, "expert": 2}
+_SOURCE_CODE = {"random": 0, "medium": 1, "expert": 2, "learner": 3}
 
 
 def parse_locomotion_name(name: str) -> tuple[str, str]:
@@ -55,15 +61,6 @@ def parse_locomotion_name(name: str) -> tuple[str, str]:
     return robot, level
 
 
-def truncate_steps(arrays: dict[str, np.ndarray], steps: int) -> dict[str, np.ndarray]:
-    """The first `steps` transitions; an episode cut short is closed with a timeout flag."""
-    out = {k: v[:steps] for k, v in arrays.items()}
-    if not out["terminals"][-1]:
-        out["timeouts"] = out["timeouts"].copy()
-        out["timeouts"][-1] = True
-    return out
-
-
 def locomotion_arrays(
     robot: str,
     level: str,
@@ -74,7 +71,7 @@ def locomotion_arrays(
     progress: bool = True,
     reuse_root: Path | None = None,
 ) -> dict[str, np.ndarray]:
-    """The D4RL-layout arrays of one `<robot>-<level>` dataset (behaviour policies must be cached).
+    """The D4RL-layout arrays of one `<robot>-<level>` dataset, rolled out from the policies in `policy_dir`.
 
     With `reuse_root`, medium-expert takes its halves from `<reuse_root>/<robot>-medium|expert/*.hdf5`
     when those were generated with the same seed, size, n_envs and policies (they are then identical
@@ -91,21 +88,14 @@ def locomotion_arrays(
             )
             if done is not None:
                 return done
-        policy = (
-            UniformRandomPolicy.for_env(env_id)
-            if source == "random"
-            else load_behaviour_policy(policy_dir, source)
-        )
+        random = source == "random"
+        policy = UniformRandomPolicy.for_env(env_id) if random else load_behaviour_policy(policy_dir, source)
         return rollout_transitions(
             env_id, policy, n, [seed, _SOURCE_CODE[source]], n_envs, progress, f"{robot}-{source} rollouts"
         )
 
     if level == "medium-replay":
-        from ractd.io import read_json
-
-        medium_step = read_json(policy_dir / MANIFEST)["medium"]["timesteps"]
-        arrays = replay_until(read_stream(policy_dir / STREAM), medium_step)
-        return arrays if steps is None or steps >= len(arrays["rewards"]) else truncate_steps(arrays, steps)
+        return medium_replay_arrays(env_id, policy_dir, steps, seed, n_envs, progress)
     total = int(steps or DEFAULT_STEPS[level])
     if level == "medium-expert":
         medium = rollouts("medium", total - total // 2)
@@ -114,13 +104,38 @@ def locomotion_arrays(
     return rollouts(level, total)
 
 
+def medium_replay_arrays(
+    env_id: str, policy_dir: Path, steps: int | None, seed: int, n_envs: int = 8, progress: bool = True
+) -> dict[str, np.ndarray]:
+    """The medium-replay stand-in: each learner snapshot j rolled out for the steps the learner collected
+    between it and the next snapshot (the last one until the medium snapshot), in training order.
+
+    Without `steps` it is as large as the learner's experience up to the medium snapshot; with `steps` it
+    keeps the first `steps` transitions (the earliest snapshots), the cut episode closed with a timeout.
+    """
+    manifest = read_manifest(policy_dir)
+    entries = manifest["policies"]
+    if not manifest["medium_replay"]:
+        raise ValueError(f"{Path(policy_dir) / MANIFEST}: no learner snapshots before the medium one")
+    parts: list[dict[str, np.ndarray]] = []
+    done = 0
+    for j, name in enumerate(manifest["medium_replay"]):
+        start, end = entries[name]["replays_steps"]
+        n = end - start if steps is None else min(end - start, steps - done)
+        if n <= 0:
+            break
+        policy = load_behaviour_policy(policy_dir, name)
+        parts.append(rollout_transitions(env_id, policy, n, [seed, _SOURCE_CODE["learner"], j], n_envs, progress,
+                                         f"{env_id} {name} rollouts"))
+        done += n
+    return {k: np.concatenate([p[k] for p in parts]) for k in TRANSITION_KEYS}
+
+
 def policies_id(policy_dir: Path) -> str:
     """A short hash of a behaviour-policy cache's manifest: which training run produced a dataset."""
     import hashlib
 
-    from ractd.io import read_json
-
-    manifest = read_json(Path(policy_dir) / MANIFEST)
+    manifest = read_manifest(policy_dir)
     return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -152,6 +167,7 @@ def generate_locomotion(
     progress: bool = True,
     *,
     policy_dir: Path | None = None,
+    train_policies: bool = False,
     train_steps: int | None = None,
     n_envs: int = 8,
     minari: bool = True,
@@ -162,10 +178,13 @@ def generate_locomotion(
     Args:
         name: `hopper|walker2d|halfcheetah` - `random|medium|medium-replay|expert|medium-expert`.
         out_dir: the dataset's folder (ractd's layout: `<data_root>/<name>/`).
-        seed: seeds the rollouts and, when no cached policies exist, the PPO training.
-        steps: dataset size; None = D4RL's (1 M, 2 M for medium-expert, all of medium-replay).
-        policy_dir: the behaviour-policy cache; default `<out_dir>/../<env>-policies`.
-        train_steps: PPO steps when training; None = the per-env default in `PPO_SETTINGS`.
+        seed: seeds the rollouts and, when policies are trained, the PPO training.
+        steps: dataset size; None = D4RL's (1 M, 2 M for medium-expert; medium-replay: the learner's).
+        policy_dir: a behaviour-policy folder (written by `ppo.train_behaviour_policies`); default: the
+            policies shipped with the package, or with `train_policies` `<out_dir>/../<env>-policies`.
+        train_policies: train the behaviour policies with the env's PPO recipe into `policy_dir` unless
+            it already holds a complete run (needs the `generate` extra; the random level trains nothing).
+        train_steps: PPO steps when training (implies `train_policies`); None = the recipe's.
         n_envs: parallel environments per rollout (one policy forward per vector step).
         minari: also write the Minari dataset (to `ractd.paths.minari_root()`).
         overwrite: replace an existing dataset of this name; False refuses it before any policy is trained.
@@ -183,26 +202,33 @@ def generate_locomotion(
     name, env_id = f"{robot}-{level}", GYM_IDS[robot]
     ref = (REF_MIN_SCORE[robot], REF_MAX_SCORE[robot])
     out_dir = Path(out_dir)
-    policy_dir = Path(policy_dir) if policy_dir is not None else out_dir.parent / f"{robot}-policies"
+    train_policies = train_policies or train_steps is not None
+    if policy_dir is None:
+        policy_dir = out_dir.parent / f"{robot}-policies" if train_policies else shipped_policy_dir(env_id)
+    policy_dir = Path(policy_dir)
     if not overwrite:
         refuse_to_replace(out_dir, name, minari)
 
     manifest: dict[str, Any] | None = None
     t_train = time.perf_counter()
     if level != "random":
-        manifest = train_behaviour_policies(env_id, policy_dir, seed, train_steps, progress=progress, dataset=name)
+        if train_policies:
+            train_behaviour_policies(env_id, policy_dir, seed, train_steps, progress=progress, dataset=name)
+        manifest = read_manifest(policy_dir)
     train_seconds = time.perf_counter() - t_train
 
     t_rollout = time.perf_counter()
     arrays = locomotion_arrays(robot, level, policy_dir, steps, seed, n_envs, progress, out_dir.parent)
     rollout_seconds = time.perf_counter() - t_rollout
 
-    behaviour = {src: manifest[src] for src in ("medium", "expert") if manifest and src in level.split("-")}
+    sources = ("medium", "expert") if level != "medium-replay" else ("medium",)
+    behaviour = {src: manifest["policies"][src] for src in sources if manifest and src in level.split("-")}
     metadata: dict[str, Any] = {
         "name": name,
         "env_id": env_id,
         "task": name,
         "generator": "ractd.data.generate.locomotion (D4RL recipe, PPO behaviour policies)",
+        "policies_shipped": bool(manifest) and policy_dir.resolve() == shipped_policy_dir(env_id).resolve(),
         "seed": seed,
         "steps": int(len(arrays["rewards"])),
         "n_envs": n_envs,

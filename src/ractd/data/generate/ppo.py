@@ -1,12 +1,13 @@
-"""Behaviour policies by PPO (stable-baselines3, an optional extra): train once per env, cache, read back.
+"""Behaviour policies by PPO (stable-baselines3, an optional extra): train once per env, save, read back.
 
 The D4RL locomotion recipe (Fu et al. 2020, §5) needs three behaviour sources per environment: a random
 policy, a "medium" policy stopped at about one third of the expert's return, and the converged "expert"
-policy, plus every trajectory the learner collected until the medium snapshot ("medium-replay").
-`train_behaviour_policies` produces all of them in one stable-baselines3 PPO run and caches them in a
-folder (`<env>-policies/`): policies as safetensors + JSON (no pickle), the training curve as CSV, the
-learner's trajectory stream as hdf5. Reading the cache needs no stable-baselines3; only training does,
-and this is the one module that imports it (inside the functions that train).
+policy, plus the learner's experience until the medium policy ("medium-replay"). `train_behaviour_policies`
+produces all of them in one PPO run (recipe: `recipes.RECIPES`) and writes them to a folder: every
+snapshot as safetensors + JSON (no pickle; observation-normalization statistics included), the training
+curve as CSV and a manifest (`policies.json`). The package ships one such folder per environment
+(`shipped_policy_dir`), so datasets are rolled out without any RL library; only training imports
+stable-baselines3, and this is the one module that does (inside the functions that train).
 """
 
 from __future__ import annotations
@@ -23,69 +24,20 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from ractd.data.generate.policies import GaussianMLPPolicy
+from ractd.data.generate.policies import GaussianMLPPolicy, UniformRandomPolicy
+from ractd.data.generate.recipes import PPORecipe, recipe_for
 from ractd.data.generate.rollout import evaluate_returns
 from ractd.data.generate.save import package_versions
-from ractd.data.generate.stream import RecordTransitions, TrajectoryStream, write_stream
 from ractd.io import atomic_path, read_json, write_json
 
 INSTALL_HINT = "pip install 'ractd[generate]'"
-
-# PPO settings per environment. Hopper: SB3 defaults (measured here to reach ~3,500). Walker2d and
-# HalfCheetah: the tuned rl-baselines3-zoo hyperparameters for the v3/v4 MuJoCo envs (hyperparams/ppo.yml),
-# since default PPO stalls far below expert there. `normalize` = VecNormalize on observations and rewards.
-PPO_SETTINGS: dict[str, dict[str, Any]] = {
-    "Hopper-v5": {
-        "total_steps": 1_000_000,
-        "normalize": True,
-        "ppo": {},
-        "net": {"pi": [64, 64], "vf": [64, 64], "activation": "tanh"},
-    },
-    "Walker2d-v5": {
-        "total_steps": 2_000_000,
-        "normalize": True,
-        "ppo": {
-            "n_steps": 512,
-            "batch_size": 32,
-            "gamma": 0.99,
-            "learning_rate": 5.05041e-05,
-            "ent_coef": 0.000585045,
-            "clip_range": 0.1,
-            "n_epochs": 20,
-            "gae_lambda": 0.95,
-            "max_grad_norm": 1.0,
-            "vf_coef": 0.871923,
-        },
-        "net": {"pi": [64, 64], "vf": [64, 64], "activation": "tanh"},
-    },
-    "HalfCheetah-v5": {
-        "total_steps": 2_000_000,
-        "normalize": True,
-        "ppo": {
-            "n_steps": 512,
-            "batch_size": 64,
-            "gamma": 0.98,
-            "learning_rate": 2.0633e-05,
-            "ent_coef": 0.000401762,
-            "clip_range": 0.1,
-            "n_epochs": 20,
-            "gae_lambda": 0.92,
-            "max_grad_norm": 0.8,
-            "vf_coef": 0.58096,
-        },
-        "net": {
-            "pi": [256, 256],
-            "vf": [256, 256],
-            "activation": "relu",
-            "log_std_init": -2.0,
-            "ortho_init": False,
-        },
-    },
-}
-
 MANIFEST = "policies.json"
-STREAM = "training_stream.hdf5"
 CURVE = "training_curve.csv"
+FORMAT = 2  # manifest layout version: snapshots + learner sequence (1 = one cached learner stream)
+# The short evaluation every policy is checked on after loading: `episodes` episodes cut at `horizon` steps
+# from fixed reset seeds; the truncated return's mean is recorded at training time.
+CHECK = {"episodes": 8, "horizon": 100, "seed": 20240613}
+FINAL_EVAL_EPISODES = 20  # fresh episodes that re-evaluate the selected medium and expert snapshots
 
 
 class MissingExtraError(ImportError):
@@ -107,6 +59,13 @@ def require_training_packages(needed_for: str, progress: bool) -> None:
             ) from None
 
 
+def shipped_policy_dir(env_id: str) -> Path:
+    """The behaviour policies shipped inside the package for gymnasium env `env_id` (e.g. Hopper-v5)."""
+    from importlib.resources import files
+
+    return Path(str(files("ractd.data.generate"))) / "behaviour" / env_id.split("-")[0].lower()
+
+
 @dataclass
 class Snapshot:
     """The actor after `timesteps` environment steps of training and its evaluated episode returns."""
@@ -118,7 +77,7 @@ class Snapshot:
 
 
 def _make_callback(
-    env_id: str, every: int, episodes: int, seed: int, vec_normalize: Any, log: Any
+    recipe: PPORecipe, seed: int, vec_normalize: Any, log: Any, max_seconds: float | None
 ) -> tuple[Any, list[Snapshot]]:
     from stable_baselines3.common.callbacks import BaseCallback
 
@@ -133,16 +92,18 @@ def _make_callback(
             if snapshots and snapshots[-1].timesteps == steps:
                 return
             policy = GaussianMLPPolicy.from_sb3(self.model, vec_normalize)
-            returns = evaluate_returns(env_id, policy, episodes, seed + 7919 * (len(snapshots) + 1))
+            eval_seed = [seed, 7919, len(snapshots)]
+            returns = evaluate_returns(recipe.env_id, policy, recipe.eval_episodes, eval_seed)
             snapshots.append(Snapshot(steps, time.perf_counter() - t0, returns, policy))
-            log(f"{env_id} step {steps:>9,d}: eval return {returns.mean():8.1f} ± {returns.std():6.1f}")
+            log(f"{recipe.env_id} step {steps:>9,d} ({time.perf_counter() - t0:6.0f} s): "
+                f"eval return {returns.mean():8.1f} ± {returns.std():6.1f}")
 
         def _on_rollout_start(self) -> None:
-            if not snapshots or self.model.num_timesteps - snapshots[-1].timesteps >= every:
+            if not snapshots or self.model.num_timesteps - snapshots[-1].timesteps >= recipe.snapshot_every:
                 self.snapshot()
 
         def _on_step(self) -> bool:
-            return True
+            return max_seconds is None or time.perf_counter() - t0 < max_seconds
 
     return Snapshots(), snapshots
 
@@ -160,126 +121,158 @@ def select_snapshots(snapshots: list[Snapshot], medium_fraction: float) -> tuple
     return medium, expert
 
 
+def policy_check(env_id: str, policy: Any) -> dict[str, Any]:
+    """What a loaded copy of `policy` must reproduce: its mean truncated return on `CHECK`'s short
+    evaluation, and (for a network) its deterministic action on the first reset observation."""
+    returns = evaluate_returns(env_id, policy, CHECK["episodes"], CHECK["seed"], horizon=CHECK["horizon"])
+    out: dict[str, Any] = {"truncated_return_mean": float(returns.mean()),
+                           "truncated_return_std": float(returns.std())}
+    if isinstance(policy, GaussianMLPPolicy):
+        obs, _ = gym.make(env_id).reset(seed=CHECK["seed"])
+        out["probe_action"] = [float(a) for a in policy.mean_action(obs[None])[0]]
+    return out
+
+
+def _write_curve(path: Path, snapshots: list[Snapshot]) -> None:
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(["steps", "seconds", "eval_return_mean", "eval_return_std"])
+    for s in snapshots:
+        writer.writerow([s.timesteps, f"{s.seconds:.1f}", f"{s.returns.mean():.2f}", f"{s.returns.std():.2f}"])
+    with atomic_path(path) as tmp:
+        tmp.write_text(text.getvalue())
+
+
 def train_behaviour_policies(
     env_id: str,
     policy_dir: Path,
     seed: int = 0,
     total_steps: int | None = None,
     *,
-    eval_every: int = 10_000,
-    eval_episodes: int = 10,
-    medium_fraction: float = 1 / 3,
+    recipe: PPORecipe | None = None,
     ppo_overrides: dict[str, Any] | None = None,
     progress: bool = True,
     log: Any = print,
     dataset: str | None = None,
+    max_seconds: float | None = None,
 ) -> dict[str, Any]:
-    """Train PPO on `env_id` once and cache medium/expert policies and the learner's stream in `policy_dir`.
+    """Train PPO on `env_id` once and write its behaviour policies to `policy_dir`; return the manifest.
 
-    If `policy_dir/policies.json` exists the cached run is returned (an explicit `total_steps` that
-    differs from the cached run is an error, not a silent retrain). Returns the manifest dict.
-    `ppo_overrides` replace entries of `PPO_SETTINGS[env_id]["ppo"]` (SB3 PPO keyword arguments).
-    Deterministic given `seed` (PPO seed, env seeds, torch single-threaded). Training needs the
-    `generate` extra; without it a MissingExtraError names `dataset` (the dataset that asked for the
-    policies, default `env_id`) and the install command. A cached run needs nothing extra.
+    If `policy_dir/policies.json` exists the saved run is returned (an explicit `total_steps` that differs
+    from it is an error, not a silent retrain). `recipe` defaults to `RECIPES[env_id]`; `ppo_overrides`
+    replace entries of its `ppo` (SB3 PPO keyword arguments). Deterministic given `seed` (PPO seed, env
+    seeds, torch single-threaded) unless `max_seconds` stops training early (the steps reached are recorded).
+    Training needs the `generate` extra; without it a MissingExtraError names `dataset` (the dataset that
+    asked for the policies, default `env_id`) and the install command. A saved run needs nothing extra.
+
+    Written: `medium`, `expert` and `learner-NNN` (every snapshot before the medium one, in training
+    order) as `<name>.safetensors` + `<name>.json`, `training_curve.csv`, and `policies.json` last.
     """
     policy_dir = Path(policy_dir)
     manifest_path = policy_dir / MANIFEST
     if manifest_path.exists():
-        manifest = read_json(manifest_path)
+        manifest = read_manifest(policy_dir)
         if total_steps is not None and manifest.get("total_steps") != total_steps:
             raise ValueError(
-                f"{manifest_path}: cached behaviour policies were trained for {manifest.get('total_steps')} "
+                f"{manifest_path}: saved behaviour policies were trained for {manifest.get('total_steps')} "
                 f"steps, but total_steps={total_steps} was requested; delete {policy_dir} to retrain"
             )
         return manifest
-    if env_id not in PPO_SETTINGS:
-        raise KeyError(f"no PPO settings for {env_id!r}; known: {sorted(PPO_SETTINGS)}")
+    recipe = (recipe or recipe_for(env_id)).with_overrides(ppo_overrides)
+    if recipe.env_id != env_id:
+        raise ValueError(f"recipe is for {recipe.env_id!r}, not {env_id!r}")
     require_training_packages(f"dataset {dataset}" if dataset else env_id, progress)
     import torch
     from stable_baselines3 import PPO
     from stable_baselines3.common.monitor import Monitor
     from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
-    settings = dict(PPO_SETTINGS[env_id])
-    settings["ppo"] = settings["ppo"] | dict(ppo_overrides or {})
-    total_steps = int(total_steps or settings["total_steps"])
+    total_steps = int(total_steps or recipe.total_steps)
     torch.set_num_threads(1)
-    stream = TrajectoryStream()
-    venv: Any = DummyVecEnv([lambda: Monitor(RecordTransitions(gym.make(env_id), stream))])
-    gamma = settings["ppo"].get("gamma", 0.99)
-    vec_normalize = (
-        VecNormalize(venv, norm_obs=True, norm_reward=True, gamma=gamma) if settings["normalize"] else None
-    )
-    net = settings["net"]
+    venv: Any = DummyVecEnv([lambda: Monitor(gym.make(env_id)) for _ in range(recipe.n_envs)])
+    gamma = recipe.ppo.get("gamma", 0.99)
+    vec_normalize = VecNormalize(venv, norm_obs=True, norm_reward=True, gamma=gamma) if recipe.normalize else None
+    net = recipe.net
     policy_kwargs: dict[str, Any] = {
         "net_arch": {"pi": list(net["pi"]), "vf": list(net["vf"])},
         "activation_fn": {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU}[net["activation"]],
     }
     policy_kwargs |= {k: net[k] for k in ("log_std_init", "ortho_init") if k in net}
-    model = PPO(
-        "MlpPolicy",
-        vec_normalize or venv,
-        seed=seed,
-        device="cpu",
-        policy_kwargs=policy_kwargs,
-        verbose=0,
-        **settings["ppo"],
-    )
-    callback, snapshots = _make_callback(env_id, eval_every, eval_episodes, seed, vec_normalize, log)
+    model = PPO("MlpPolicy", vec_normalize or venv, seed=seed, device="cpu", policy_kwargs=policy_kwargs,
+                verbose=0, **recipe.ppo)
+    callback, snapshots = _make_callback(recipe, seed, vec_normalize, log, max_seconds)
     t0 = time.perf_counter()
     model.learn(total_steps, callback=callback, progress_bar=progress)
     callback.snapshot()  # the final weights
     seconds = time.perf_counter() - t0
-    medium, expert = select_snapshots(snapshots, medium_fraction)
+    medium, expert = select_snapshots(snapshots, recipe.medium_fraction)
+    learner = [s for s in snapshots if s.timesteps < medium.timesteps]
+    bounds = [s.timesteps for s in learner] + [medium.timesteps]
 
-    policy_dir.mkdir(parents=True, exist_ok=True)
-    write_stream(policy_dir / STREAM, stream.arrays())
-    infos = {}
-    for level, snap in (("medium", medium), ("expert", expert)):
-        infos[level] = {
-            "env_id": env_id,
-            "level": level,
-            "timesteps": snap.timesteps,
-            "eval_return_mean": float(snap.returns.mean()),
-            "eval_return_std": float(snap.returns.std()),
-            "eval_episodes": len(snap.returns),
-        }
-        dataclasses.replace(snap.policy, info=infos[level]).save(policy_dir / level)
-    text = io.StringIO()
-    writer = csv.writer(text)
-    writer.writerow(["steps", "seconds", "eval_return_mean", "eval_return_std"])
-    for s in snapshots:
-        writer.writerow(
-            [s.timesteps, f"{s.seconds:.1f}", f"{s.returns.mean():.2f}", f"{s.returns.std():.2f}"]
-        )
-    with atomic_path(policy_dir / CURVE) as tmp:
-        tmp.write_text(text.getvalue())
+    entries: dict[str, dict[str, Any]] = {"random": {"kind": "uniform", "file": None, "timesteps": None}}
+    named = [("medium", medium), ("expert", expert)] + [(f"learner-{j:03d}", s) for j, s in enumerate(learner)]
+    for name, snap in named:
+        info: dict[str, Any] = {"kind": "gaussian_mlp", "file": name, "timesteps": snap.timesteps,
+                                "curve_return_mean": float(snap.returns.mean()),
+                                "curve_return_std": float(snap.returns.std())}
+        if name in ("medium", "expert"):  # a fresh evaluation: the curve's value is the best of many noisy ones
+            fresh_seed = [seed, 104729, 1 if name == "medium" else 2]
+            fresh = evaluate_returns(env_id, snap.policy, FINAL_EVAL_EPISODES, fresh_seed)
+            info |= {"eval_return_mean": float(fresh.mean()), "eval_return_std": float(fresh.std()),
+                     "eval_episodes": FINAL_EVAL_EPISODES}
+        else:
+            j = int(name.split("-")[1])
+            info |= {"replays_steps": [bounds[j], bounds[j + 1]]}
+        entries[name] = info
+    entries["random"] |= policy_check(env_id, UniformRandomPolicy.for_env(env_id))
+    for name, snap in named:
+        entries[name] |= policy_check(env_id, snap.policy)
+        dataclasses.replace(snap.policy, info={"env_id": env_id, "name": name, **entries[name]}).save(
+            policy_dir / name)
+    _write_curve(policy_dir / CURVE, snapshots)
+    space = gym.make(env_id)
     manifest = {
+        "format": FORMAT,
         "env_id": env_id,
+        "obs_dim": int(space.observation_space.shape[0]),
+        "act_dim": int(space.action_space.shape[0]),
         "seed": seed,
+        "recipe": recipe.as_dict(),
         "total_steps": total_steps,
+        "trained_steps": snapshots[-1].timesteps,
         "train_seconds": round(seconds, 1),
-        "steps_per_second": round(total_steps / seconds, 1),
-        "settings": settings,
-        "eval_every": eval_every,
-        "eval_episodes": eval_episodes,
-        "medium_fraction": medium_fraction,
-        "medium": infos["medium"],
-        "expert": infos["expert"],
+        "steps_per_second": round(snapshots[-1].timesteps / seconds, 1),
+        "stopped_early": snapshots[-1].timesteps < total_steps,
+        "policies": entries,
+        "medium_replay": [f"learner-{j:03d}" for j in range(len(learner))],
+        "check": CHECK,
         "final_eval_return_mean": float(snapshots[-1].returns.mean()),
-        "stream_steps": stream.count,
         "versions": package_versions(),
     }
-    write_json(manifest_path, manifest)  # written last: its presence marks a complete cache
-    log(json.dumps({k: manifest[k] for k in ("env_id", "total_steps", "train_seconds", "medium", "expert")}))
+    write_json(manifest_path, manifest)  # written last: its presence marks a complete folder
+    log(json.dumps({"env_id": env_id, "trained_steps": manifest["trained_steps"], "train_seconds": seconds,
+                    "medium": entries["medium"]["eval_return_mean"], "expert": entries["expert"]["eval_return_mean"]}))
     return manifest
 
 
-def load_behaviour_policy(policy_dir: Path, level: str) -> GaussianMLPPolicy:
-    """The cached `medium` or `expert` policy of a `train_behaviour_policies` run."""
-    if level not in ("medium", "expert"):
-        raise ValueError(f"level must be 'medium' or 'expert', got {level!r}")
-    if not (Path(policy_dir) / MANIFEST).exists():
-        raise FileNotFoundError(f"{Path(policy_dir) / MANIFEST}: no trained behaviour policies here")
-    return GaussianMLPPolicy.load(Path(policy_dir) / level)
+def read_manifest(policy_dir: Path) -> dict[str, Any]:
+    """The manifest of a behaviour-policy folder; clear errors for a missing or outdated one."""
+    path = Path(policy_dir) / MANIFEST
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no trained behaviour policies here")
+    manifest = read_json(path)
+    if manifest.get("format") != FORMAT:
+        raise ValueError(f"{path}: behaviour policies in an older layout (format {manifest.get('format')}, "
+                         f"expected {FORMAT}); delete {Path(policy_dir)} and generate with --train-policies")
+    return manifest
+
+
+def load_behaviour_policy(policy_dir: Path, name: str) -> GaussianMLPPolicy | UniformRandomPolicy:
+    """The policy `name` (random, medium, expert or learner-NNN) of a behaviour-policy folder."""
+    manifest = read_manifest(policy_dir)
+    entries = manifest["policies"]
+    if name not in entries:
+        raise ValueError(f"{Path(policy_dir) / MANIFEST}: no policy {name!r}; it has {sorted(entries)}")
+    if entries[name]["kind"] == "uniform":
+        return UniformRandomPolicy.for_env(manifest["env_id"])
+    return GaussianMLPPolicy.load(Path(policy_dir) / entries[name]["file"])

@@ -11,6 +11,18 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from ractd.data.generate.policies import Policy
 from ractd.progress import progress_bar
 
+# Keys of one transition table, in D4RL's hdf5 naming.
+TRANSITION_KEYS = (
+    "observations",
+    "actions",
+    "rewards",
+    "terminals",
+    "timeouts",
+    "next_observations",
+    "infos/qpos",
+    "infos/qvel",
+)
+
 
 def _split_budget(steps: int, n_envs: int) -> np.ndarray:
     """Per-env step budgets that sum to `steps` (the first `steps % n` envs take one more)."""
@@ -95,8 +107,11 @@ def rollout_transitions(
     return {k: np.concatenate([v[i, : budgets[i]] for i in range(n)]) for k, v in buf.items()}
 
 
-def evaluate_returns(env_id: str, policy: Policy, episodes: int, seed: int | Sequence[int]) -> np.ndarray:
-    """Returns of `episodes` complete episodes, one per env, all run in parallel until each has ended."""
+def evaluate_returns(
+    env_id: str, policy: Policy, episodes: int, seed: int | Sequence[int], horizon: int | None = None
+) -> np.ndarray:
+    """Returns of `episodes` episodes, one per env, all run in parallel until each has ended (or, with
+    `horizon`, the return of each episode's first `horizon` steps)."""
     seq = np.random.SeedSequence(seed)
     env_seeds = [int(s) for s in seq.generate_state(episodes)]
     rng = np.random.default_rng(seq.spawn(1)[0])
@@ -105,10 +120,12 @@ def evaluate_returns(env_id: str, policy: Policy, episodes: int, seed: int | Seq
         obs, _ = envs.reset(seed=env_seeds)
         returns = np.zeros(episodes)
         done = np.zeros(episodes, bool)
-        while not done.all():
+        t = 0
+        while not done.all() and (horizon is None or t < horizon):
             obs, rewards, terminated, truncated, _ = envs.step(policy.act(obs, rng))
             returns += np.where(done, 0.0, rewards)
             done |= terminated | truncated
+            t += 1
     finally:
         envs.close()
     return returns
