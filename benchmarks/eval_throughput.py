@@ -218,7 +218,7 @@ def task_case(task: str, args: argparse.Namespace) -> dict[str, Any]:
         return env
 
     inner = planner_policy(task, args.seed) if args.policy == "planner" else MLPPolicy(spec.obs_dim, spec.act_dim)
-    episodes = args.episodes or args.envs
+    episodes = args.episodes
     common = dict(seed=args.seed, max_episode_steps=args.max_steps, progress=False)
     evaluate(inner, make, min(episodes, 4), max_parallel=4, **common)  # warm-up: allocations, kernel selection
     recorder = ActionRecorder(inner)  # an untimed run that records the actions, for the replay bound
@@ -294,7 +294,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--tasks", nargs="+", default=["hopper-medium", "maze2d-umaze"])
     p.add_argument("--envs", type=int, default=100, help="envs at once (max_parallel)")
-    p.add_argument("--episodes", type=int, default=0, help="episodes per task (default: --envs)")
+    p.add_argument("--episodes", type=int, default=500,
+                   help="episodes per task (untrained planners' Hopper episodes end after ~30 steps; slots refill)")
     p.add_argument("--max-steps", type=int, default=None, help="step limit per episode (default: the task's)")
     p.add_argument("--policy", choices=["planner", "mlp"], default="planner",
                    help="planner: the cpu preset's one-step student planner (untrained); mlp: a small MLP")
