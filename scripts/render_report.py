@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 from experiments import EVALS, SEEDS, seed_suffix, task_of  # scripts/experiments.py
+from seed_report import seed_statistics_lines  # scripts/seed_report.py
 
 # Thesis (Duan 2025) numbers, for the comparison columns only.
 PAPER_RACTD = {"hopper-medium-replay": 104.9, "hopper-medium": 121.0, "hopper-medium-expert": 129.0,
@@ -334,6 +335,8 @@ def render(out: Path, target: Path) -> None:
                       f"CTD {cells.get('CTD', '–')}, RACTD {cells.get('RACTD', '–')} — one more draw from the same "
                       "spread, not a contradiction of the seed-0 row."]
         lines.append("")
+
+    lines += seed_statistics_lines(out, SEEDS, seed_suffix)
 
     # Mode selection figure (thesis Fig. 3.3): dataset episodes vs teacher vs CTD vs RACTD rollouts
     fig = out / "mode_selection.png"

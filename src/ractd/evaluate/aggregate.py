@@ -105,16 +105,17 @@ def plot_performance_profiles(score_dict: Mapping[str, np.ndarray], path: str | 
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
     _, _, plot_utils = _rliable()
     taus = np.linspace(0, max(110.0, float(max(v.max() for v in score_dict.values()))), 101) if taus is None else taus
     profiles, cis = performance_profiles(score_dict, taus)
     fig, ax = plt.subplots(figsize=(6, 3.6))
-    plot_utils.plot_performance_profiles(profiles, taus, performance_profile_cis=cis, ax=ax,
-                                         colors=dict(zip(score_dict, ("tab:gray", "tab:blue", "tab:orange",
-                                                                      "tab:green"), strict=False)),
+    colors = dict(zip(score_dict, ("tab:gray", "tab:blue", "tab:orange", "tab:green", "tab:red"), strict=False))
+    plot_utils.plot_performance_profiles(profiles, taus, performance_profile_cis=cis, ax=ax, colors=colors,
                                          xlabel="normalized score τ", ylabel="fraction of runs > τ")
-    ax.legend(list(score_dict), loc="upper right", frameon=False)
+    ax.legend([Line2D([0], [0], color=c, lw=2) for c in colors.values()], list(colors), loc="upper right",
+              frameon=False)
     if title:
         ax.set_title(title, fontsize=10)
     fig.tight_layout()
