@@ -14,8 +14,9 @@ same tasks, the same number of seeds per task). Output:
 
 from __future__ import annotations
 
+import contextlib
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,18 @@ from ..io import atomic_path
 
 class MissingRliableError(ImportError):
     pass
+
+
+@contextlib.contextmanager
+def _seeded_numpy(seed: int) -> Iterator[np.random.RandomState]:
+    """rliable's stratified bootstrap draws its indices from NumPy's global generator whatever `random_state` says:
+    seed it for the call and restore the caller's state afterwards, so the same seed gives the same intervals."""
+    saved = np.random.get_state()  # noqa: NPY002 (rliable draws from the legacy global generator)
+    np.random.seed(seed)  # noqa: NPY002
+    try:
+        yield np.random.RandomState(seed)
+    finally:
+        np.random.set_state(saved)  # noqa: NPY002
 
 
 def _rliable():
@@ -76,8 +89,8 @@ def aggregate_intervals(score_dict: Mapping[str, np.ndarray], reps: int = 50_000
     def both(x: np.ndarray) -> np.ndarray:
         return np.array([metrics.aggregate_iqm(x), metrics.aggregate_mean(x)])
 
-    points, cis = library.get_interval_estimates(dict(score_dict), both, reps=reps,
-                                                 random_state=np.random.RandomState(seed))
+    with _seeded_numpy(seed) as rs:
+        points, cis = library.get_interval_estimates(dict(score_dict), both, reps=reps, random_state=rs)
     return {m: {name: Interval(float(points[m][i]), float(cis[m][0, i]), float(cis[m][1, i]))
                 for i, name in enumerate(("iqm", "mean"))} for m in score_dict}
 
@@ -85,17 +98,19 @@ def aggregate_intervals(score_dict: Mapping[str, np.ndarray], reps: int = 50_000
 def probability_of_improvement(x: np.ndarray, y: np.ndarray, reps: int = 2_000, seed: int = 0) -> Interval:
     """P(X > Y) over tasks, with a 95 % stratified bootstrap interval (rliable)."""
     library, metrics, _ = _rliable()
-    points, cis = library.get_interval_estimates({"x,y": (x, y)}, metrics.probability_of_improvement, reps=reps,
-                                                 random_state=np.random.RandomState(seed))
+    with _seeded_numpy(seed) as rs:
+        points, cis = library.get_interval_estimates({"x,y": (x, y)}, metrics.probability_of_improvement, reps=reps,
+                                                     random_state=rs)
     low, high = np.ravel(cis["x,y"])
     return Interval(float(np.ravel(points["x,y"])[0]), float(low), float(high))
 
 
-def performance_profiles(score_dict: Mapping[str, np.ndarray], taus: np.ndarray, reps: int = 2_000
+def performance_profiles(score_dict: Mapping[str, np.ndarray], taus: np.ndarray, reps: int = 2_000, seed: int = 0
                          ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Fraction of runs scoring above each τ, per method, with bootstrap bands (rliable)."""
     library, _, _ = _rliable()
-    return library.create_performance_profile(dict(score_dict), taus, reps=reps)
+    with _seeded_numpy(seed):
+        return library.create_performance_profile(dict(score_dict), taus, reps=reps)
 
 
 def plot_performance_profiles(score_dict: Mapping[str, np.ndarray], path: str | Path, taus: np.ndarray | None = None,
