@@ -326,3 +326,13 @@ def test_car_traffic_is_the_unmodified_roundabout_plus_a_type_column():
         assert np.array_equal(a[1], b[1]) and a[2] == b[2]
         crashes += any(a[2])
     assert crashes < 4  # not every episode ends at the first step's crash: the comparison covers driving
+
+
+def test_importing_ractd_envs_registers_the_roundabout_id_in_a_fresh_process():
+    import subprocess
+    import sys
+
+    code = ("import gymnasium as gym, ractd.envs; from ractd.envs.roundabout import ENV_ID; "
+            "assert ENV_ID in gym.registry; import sys; assert 'highway_env' not in sys.modules; print('ok')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "ok"
