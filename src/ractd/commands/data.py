@@ -37,8 +37,8 @@ def generate(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
     train_policies: bool = typer.Option(
         False, "--train-policies", help="Locomotion: retrain the behaviour policies with the env's PPO recipe "
-        "into <data root>/ENV-policies (reused once complete) instead of the shipped ones; needs the generate "
-        "extra."
+        "into ENV-policies next to the dataset folder (<data root>/ENV-policies by default; reused once "
+        "complete) instead of rolling out the shipped ones; needs the generate extra."
     ),
     train_steps: int | None = typer.Option(
         None, "--train-steps", min=1, help="Locomotion: PPO steps when retraining (implies --train-policies; "
