@@ -56,9 +56,10 @@ def test_the_twelve_tasks_and_two_sizes():
 # `upgrade_config_dict` drops the keys retired since (what an old run's config.json goes through), and
 IGNORED = {"student.ctm.edm"}  # the student takes its teacher's EDM constants (absent from every preset file)
 MOVED = {"student.ctm.init_noise_scale": "teacher.edm.init_noise_scale"}  # applied where the new schema moved it
-# sections and fields added since (conditioned plan diffusion): absent from the golden file, at their defaults here
+# sections and fields added since (conditioned plan diffusion; the frozen nets' mode): absent from the golden file,
+# at their defaults here
 ADDED = ("conditioning", "guidance", "planning", "ooc", "teacher.ddpm.prediction", "teacher.ddpm.action_weight",
-         "data.join_episodes")
+         "data.join_episodes", "student.frozen_nets_mode")
 
 
 def _comparable(golden: dict, new: dict) -> tuple[dict, dict]:

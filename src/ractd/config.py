@@ -122,6 +122,9 @@ class StudentConfig:
     teacher_run: str = "teacher"  # sibling run folder of the teacher to distil (e.g. a reward-aware teacher)
     reward_run: str = "reward"  # sibling run folder of the frozen reward model
     reward_aggregate: Literal["first_action", "sum_states"] = "first_action"  # MuJoCo | Maze2d (docs/algorithm.md §4.7)
+    # mode of the frozen teacher and target network during distillation (docs/algorithm.md §4.11): "eval" =
+    # deterministic teacher steps and target evaluations; "train" = their dropout active, as the released code runs
+    frozen_nets_mode: Literal["eval", "train"] = "eval"
     eval_every_epochs: int = 0  # online model selection: roll out every k epochs (0 = off)
     eval_episodes: int = 20
     top_k: int = 5
@@ -132,6 +135,8 @@ class StudentConfig:
             raise ValueError("student.top_k and student.eval_episodes must be >= 1, student.eval_every_epochs >= 0")
         if not 0 <= self.unet_dropout < 1:
             raise ValueError(f"student.unet_dropout must be in [0, 1), got {self.unet_dropout}")
+        if self.frozen_nets_mode not in ("eval", "train"):
+            raise ValueError(f"student.frozen_nets_mode must be 'eval' or 'train', got {self.frozen_nets_mode!r}")
 
 
 @dataclass

@@ -242,7 +242,7 @@ def prepare_stage(cfg: RunConfig, stage: str, run_root: str | Path, name: str | 
         # warm start: teacher weights with zero FiLM columns for the new s input (docs/algorithm.md §4.9)
         net.load_state_dict(insert_zero_time_columns(teacher.net.state_dict(), cfg.teacher.unet.time_embed_dim))
         objective = StudentObjective(net, teacher.denoiser, reward_net, cfg.student.ctm, cfg.student.reward_aggregate,
-                                     cfg.data.n_obs_steps)
+                                     cfg.data.n_obs_steps, cfg.student.frozen_nets_mode)
         meta["teacher"] = str(teacher.path)
 
     if stage == "student" and cfg.student.eval_every_epochs > 0:

@@ -248,3 +248,24 @@ def test_inverse_dynamics_regresses_the_first_action_from_the_transition():
     loss, _ = InverseDynamicsObjective(net).loss(net, batch, 0)
     expected = nn.functional.mse_loss(net(batch["obs"][:, 0], batch["obs"][:, 1]), batch["x"][:, 0])
     torch.testing.assert_close(loss, expected)
+
+
+@pytest.mark.parametrize("mode", ["eval", "train"])
+def test_frozen_nets_mode_decides_whether_the_teacher_and_target_see_dropout(mode):
+    """eval: the teacher's Heun steps and the target's jumps are deterministic; train (the released code): not."""
+    torch.manual_seed(0)
+    student = ConditionalUnet1D(2, 3, 8, [8, 16], 5, 8, n_time_inputs=2, dropout=0.5)
+    teacher = ConditionalUnet1D(2, 3, 8, [8, 16], 5, 8, dropout=0.5)
+    obj = StudentObjective(student, EDMDenoiser(teacher, EDMConfig(sigma_data=0.4)), None, CTMConfig(),
+                           "first_action", 1, frozen_nets_mode=mode)
+    assert obj.teacher.training == obj.target.training == (mode == "train")
+    x, cond = torch.randn(4, 8, 2), torch.randn(4, 3)
+    sigma, s = torch.full((4,), 1.0), torch.full((4,), 0.002)
+    with torch.no_grad():
+        pairs = [(obj.teacher(x, sigma, cond), obj.teacher(x, sigma, cond)),
+                 (obj.target.jump(x, sigma, s, cond), obj.target.jump(x, sigma, s, cond))]
+    for a, b in pairs:
+        assert torch.equal(a, b) == (mode == "eval")
+    with pytest.raises(ValueError, match="frozen_nets_mode must be 'eval' or 'train'"):
+        StudentObjective(student, EDMDenoiser(teacher, EDMConfig()), None, CTMConfig(), "first_action", 1,
+                         frozen_nets_mode="dropout")

@@ -135,13 +135,17 @@ class StudentObjective:
     """
 
     def __init__(self, net: nn.Module, teacher: EDMDenoiser, reward_net: nn.Module | None, ctm: CTMConfig,
-                 reward_aggregate: str, n_obs_steps: int):
+                 reward_aggregate: str, n_obs_steps: int, frozen_nets_mode: str = "eval"):
+        if frozen_nets_mode not in ("eval", "train"):
+            raise ValueError(f"frozen_nets_mode must be 'eval' or 'train', got {frozen_nets_mode!r}")
         self.net, self.ctm, self.edm = net, ctm, teacher.edm
-        self.teacher = teacher.eval().requires_grad_(False)
+        # docs/algorithm.md §4.11: "train" keeps the frozen nets' dropout active, as the released code does
+        frozen_train = frozen_nets_mode == "train"
+        self.teacher = teacher.train(frozen_train).requires_grad_(False)
         self.reward_net = None if reward_net is None else reward_net.eval().requires_grad_(False)
         # θ⁻ starts as the warm-started student (the reference copies it before the warm start: docs/algorithm.md
         # §4.8 pitfall)
-        self.target = CTMDenoiser(copy.deepcopy(net), self.edm).eval().requires_grad_(False)
+        self.target = CTMDenoiser(copy.deepcopy(net), self.edm).train(frozen_train).requires_grad_(False)
         self.reward_aggregate, self.n_obs_steps = reward_aggregate, n_obs_steps
 
     def trainable(self) -> nn.Module:
