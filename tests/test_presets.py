@@ -59,7 +59,7 @@ MOVED = {"student.ctm.init_noise_scale": "teacher.edm.init_noise_scale"}  # appl
 # sections and fields added since (conditioned plan diffusion; the frozen nets' mode): absent from the golden file,
 # at their defaults here
 ADDED = ("conditioning", "guidance", "planning", "ooc", "teacher.ddpm.prediction", "teacher.ddpm.action_weight",
-         "data.join_episodes", "student.frozen_nets_mode")
+         "data.join_episodes", "student.frozen_nets_mode", "student.ctm.reward_scale")
 
 
 def _comparable(golden: dict, new: dict) -> tuple[dict, dict]:

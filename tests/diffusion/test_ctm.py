@@ -28,6 +28,7 @@ from ractd.diffusion import (
     preconditioning,
     pseudo_huber,
     ractd_loss,
+    reward_loss,
     sample_ctm_indices,
     sample_heun,
     teacher_solve,
@@ -656,3 +657,17 @@ def test_teacher_solve_evaluates_only_rows_that_still_need_a_step_with_their_own
         alone = teacher_solve(shifted, x[i : i + 1], t_idx[i : i + 1], u_idx[i : i + 1], EDM, {"cond": cond[i : i + 1]})
         torch.testing.assert_close(out[i : i + 1], alone)
     assert torch.equal(x, torch.randn(4, H, C, generator=torch.Generator().manual_seed(3)) * 2)  # input untouched
+
+
+def test_reward_loss_batch_mean_abs_divides_by_the_detached_mean_absolute_reward():
+    x = torch.tensor([[[1.0]], [[-3.0]]], requires_grad=True)
+
+    def reward(x_hat):  # R = 10·x, scores 10 and −30: mean −10, mean |R| 20
+        return 10 * x_hat[:, 0, 0]
+
+    plain, scaled = reward_loss(reward, x), reward_loss(reward, x, "batch_mean_abs")
+    assert float(plain.detach()) == pytest.approx(10.0) and float(scaled.detach()) == pytest.approx(0.5)
+    (grad,) = torch.autograd.grad(scaled, x)  # the divisor carries no gradient: d/dx of −mean(10x)/20
+    torch.testing.assert_close(grad, torch.full_like(x, -10 / 2 / 20))
+    with pytest.raises(ValueError, match="reward_scale must be"):
+        CTMConfig(reward_scale="q")

@@ -25,6 +25,7 @@ from .edm import pseudo_huber as _pseudo_huber
 from .sampling import heun_step
 
 RewardOn = Literal["dsm_pred", "one_step"]
+RewardScale = Literal["none", "batch_mean_abs"]
 DSMOn = Literal["jump_to_sigma_min", "denoiser"]
 
 
@@ -51,6 +52,9 @@ class CTMConfig:
     # with dsm_on="denoiser" it is g(x_σ, σ, σ), which is off the one-step inference path), or "one_step" = a fresh
     # G(x_T, T, σ_min) (paper Eq. 3.8). The toy shows "denoiser" + "dsm_pred" barely moves the one-step samples.
     reward_on: RewardOn = "dsm_pred"
+    # "batch_mean_abs" divides L_reward by the batch's mean |R| (no gradient), as TD3+BC normalizes its Q term, so
+    # σ_r weighs the reward term against the others whatever the scale of the returns; "none" = the paper's Eq. 3.9
+    reward_scale: RewardScale = "none"
     target_decay: float = 0.0  # μ in θ⁻ ← μθ⁻ + (1 − μ)θ
     clamp_teacher_in_solver: bool = False  # the reference solver does not clamp (docs/algorithm.md §4.4)
 
@@ -63,6 +67,8 @@ class CTMConfig:
             raise ValueError(f"dsm_on must be 'jump_to_sigma_min' or 'denoiser', got {self.dsm_on!r}")
         if self.reward_on not in ("dsm_pred", "one_step"):
             raise ValueError(f"reward_on must be 'dsm_pred' or 'one_step', got {self.reward_on!r}")
+        if self.reward_scale not in ("none", "batch_mean_abs"):
+            raise ValueError(f"reward_scale must be 'none' or 'batch_mean_abs', got {self.reward_scale!r}")
         if not 0 <= self.target_decay < 1:
             raise ValueError(f"target_decay must be in [0, 1), got {self.target_decay}")
         if min(self.alpha, self.beta, self.reward_weight) < 0:
@@ -208,9 +214,16 @@ def dsm_loss(
     return _pseudo_huber(pred, x0, e.huber_c, e.huber_variant, weight), pred
 
 
-def reward_loss(reward: Callable[[torch.Tensor], torch.Tensor], x_hat: torch.Tensor) -> torch.Tensor:
-    """L_reward = −E[R_ψ(x̂)] on a clean student sample (Eq. 3.8); `reward` maps (B, H, C) → (B,)."""
-    return -reward(x_hat).mean()
+def reward_loss(reward: Callable[[torch.Tensor], torch.Tensor], x_hat: torch.Tensor, scale: RewardScale = "none"
+                ) -> torch.Tensor:
+    """L_reward = −E[R_ψ(x̂)] on a clean student sample (Eq. 3.8); `reward` maps (B, H, C) → (B,).
+
+    scale="batch_mean_abs": −E[R] / sg(E|R|), the TD3+BC normalization of the policy's value term.
+    """
+    r = reward(x_hat)
+    if scale == "batch_mean_abs":
+        return -r.mean() / r.detach().abs().mean().clamp_min(1e-8)
+    return -r.mean()
 
 
 def one_step_sample(
@@ -307,7 +320,7 @@ def ractd_loss(
             raise ValueError("reward_weight > 0 but no reward model was given")
         if cfg.reward_on == "one_step":
             pred = one_step_sample(student_jump, tuple(x0.shape), e, generator, x0.device, clamp=False)
-        l_rwd = reward_loss(reward, pred)
+        l_rwd = reward_loss(reward, pred, cfg.reward_scale)
     total = cfg.alpha * l_ctm + cfg.beta * l_dsm + cfg.reward_weight * l_rwd
     return RACTDLosses(total, l_ctm.detach(), l_dsm.detach(), l_rwd.detach())
 
