@@ -1,4 +1,5 @@
-"""MLPs: the residual reward network (docs/algorithm.md §2.2) and the inverse-dynamics model (Maze2d)."""
+"""MLPs: the residual reward network (docs/algorithm.md §2.2), the inverse-dynamics model (Maze2d) and the
+behaviour-cloning policy (roundabout baseline)."""
 
 from __future__ import annotations
 
@@ -58,3 +59,36 @@ class InverseDynamics(nn.Module):
 
     def forward(self, s_t: torch.Tensor, s_next: torch.Tensor) -> torch.Tensor:
         return self.net(torch.cat([s_t, s_next], dim=-1))
+
+
+class BCPolicyMLP(nn.Module):
+    """The behaviour-cloning baseline: logits = MLP(flattened observation), ReLU between layers.
+
+    With the defaults (30 inputs = a 5 × 6 roundabout observation, two hidden layers of 256, 5 discrete actions)
+    it has exactly 75,013 parameters. Observations (..., obs_dim) or (..., rows, features) with rows × features =
+    obs_dim.
+    """
+
+    def __init__(self, obs_dim: int = 30, n_actions: int = 5, hidden: Sequence[int] = (256, 256)):
+        super().__init__()
+        layers: list[nn.Module] = []
+        d = obs_dim
+        for h in hidden:
+            layers += [nn.Linear(d, h), nn.ReLU()]
+            d = h
+        layers.append(nn.Linear(d, n_actions))
+        self.net = nn.Sequential(*layers)
+        self.obs_dim, self.n_actions = obs_dim, n_actions
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        if obs.shape[-1] != self.obs_dim and obs.dim() >= 2 and obs.shape[-2] * obs.shape[-1] == self.obs_dim:
+            obs = obs.flatten(-2)  # (..., rows, features) observations
+        if obs.shape[-1] != self.obs_dim:
+            raise ValueError(f"BCPolicyMLP expects observations of {self.obs_dim} numbers (last dimension, or the "
+                             f"last two), got shape {tuple(obs.shape)}")
+        return self.net(obs)
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor) -> torch.Tensor:
+        """The greedy action index, argmax of the logits."""
+        return self.forward(obs).argmax(dim=-1)
