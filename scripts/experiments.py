@@ -10,8 +10,12 @@ scripts/render_report.py reports on them; both import them from here.
 
 from __future__ import annotations
 
+# the six locomotion tasks run like hopper-medium (datasets rolled out from the shipped behaviour policies)
+LOCOMOTION_REST = tuple(f"{env}-{level}" for env in ("walker2d", "halfcheetah")
+                        for level in ("medium", "medium-replay", "medium-expert"))
 # extra training seeds of a task's whole pipeline (seed 0 is the task's main section): sections "<task>/seed<k>"
-SEEDS = {"hopper-medium-replay": (1, 2, 3), "hopper-medium-expert": (1, 2), "hopper-medium": (1, 2)}
+SEEDS = {"hopper-medium-replay": (1, 2, 3), "hopper-medium-expert": (1, 2), "hopper-medium": (1, 2),
+         **{task: (1, 2) for task in LOCOMOTION_REST}}
 # (task, run name, stage, overrides): the report's trainings, in order of priority
 TRAININGS = {
     "hopper-medium-replay": [
@@ -52,6 +56,9 @@ TRAININGS = {
         ("ctd", "student", ["student.ctm.reward_weight=0"]),
         ("student", "student", ["student.ctm.reward_weight=1.0"]),  # code 0.5, thesis 0.0: see the report
     ],
+    **{task: [("teacher", "teacher", []), ("reward", "reward", []),
+              ("ctd", "student", ["student.ctm.reward_weight=0"]), ("student", "student", [])]
+       for task in LOCOMOTION_REST},
 }
 # (task, run, sampler, controller): the report's evaluations
 EVALS = {
@@ -74,6 +81,8 @@ EVALS = {
        for task, seeds in SEEDS.items() for k in seeds},
     "hopper-medium-expert": [("teacher", "heun", "tracking"), ("ctd", "one_step", "tracking"),
                              ("student", "one_step", "tracking")],
+    **{task: [("teacher", "heun", "tracking"), ("ctd", "one_step", "tracking"), ("student", "one_step", "tracking")]
+       for task in LOCOMOTION_REST},
 }
 
 
@@ -98,6 +107,27 @@ TRAININGS["hopper-medium-replay/sigma0.1"] = [
     for k in (0, *SEEDS["hopper-medium-replay"])]
 EVALS["hopper-medium-replay/sigma0.1"] = [(name, "one_step", "tracking")
                                           for name, _, _ in TRAININGS["hopper-medium-replay/sigma0.1"]]
+
+# Why σ_r = 1 collapses at this scale: RACTD variants on the three hopper tasks × seeds 0–2, each distilled from
+# its seed's teacher and reward model (sections "<task>/study"). σ_r = 1 itself is the task's "student" run.
+STUDY_SEEDS = (0, 1, 2)
+STUDY = {
+    "sigma0.1": ["student.ctm.reward_weight=0.1"],
+    "sigma0.3": ["student.ctm.reward_weight=0.3"],
+    # the released code's dsm_on: the reward scores G(x_σ, σ, σ_min), on the one-step path's jump
+    "code_dsm": ["student.ctm.reward_weight=1.0", 'student.ctm.dsm_on="jump_to_sigma_min"'],
+    # the released code's frozen teacher and target with dropout active
+    "frozen_train": ["student.ctm.reward_weight=1.0", 'student.frozen_nets_mode="train"'],
+    # σ_r / mean |R| of the batch (TD3+BC's normalization)
+    "normalized": ["student.ctm.reward_weight=1.0", 'student.ctm.reward_scale="batch_mean_abs"'],
+}
+STUDY_TASKS = ("hopper-medium", "hopper-medium-replay", "hopper-medium-expert")
+for _task in STUDY_TASKS:
+    TRAININGS[f"{_task}/study"] = [
+        (f"ractd_{variant}{seed_suffix(k)}", "student", [*seed_overrides(k), *overrides])
+        for variant, overrides in STUDY.items() for k in STUDY_SEEDS
+        if not (_task == "hopper-medium-replay" and variant == "sigma0.1")]  # that task's own section has it
+    EVALS[f"{_task}/study"] = [(name, "one_step", "tracking") for name, _, _ in TRAININGS[f"{_task}/study"]]
 
 
 def task_of(section: str) -> str:

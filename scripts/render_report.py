@@ -11,8 +11,8 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
-from experiments import EVALS, SEEDS, seed_suffix, task_of  # scripts/experiments.py
-from seed_report import seed_statistics_lines  # scripts/seed_report.py
+from experiments import EVALS, SEEDS, STUDY, STUDY_SEEDS, STUDY_TASKS, seed_suffix, task_of  # scripts/experiments.py
+from seed_report import seed_statistics_lines, study_lines  # scripts/seed_report.py
 
 # Thesis (Duan 2025) numbers, for the comparison columns only.
 PAPER_RACTD = {"hopper-medium-replay": 104.9, "hopper-medium": 121.0, "hopper-medium-expert": 129.0,
@@ -337,6 +337,7 @@ def render(out: Path, target: Path) -> None:
         lines.append("")
 
     lines += seed_statistics_lines(out, SEEDS, seed_suffix)
+    lines += study_lines(out, STUDY_TASKS, STUDY, STUDY_SEEDS, seed_suffix)
 
     # Mode selection figure (thesis Fig. 3.3): dataset episodes vs teacher vs CTD vs RACTD rollouts
     fig = out / "mode_selection.png"

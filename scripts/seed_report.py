@@ -9,6 +9,8 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
+
 from ractd.evaluate.aggregate import (
     aggregate_intervals,
     mean_and_se,
@@ -70,3 +72,31 @@ def seed_statistics_lines(out: Path, seeds: Mapping[str, Sequence[int]], seed_su
                  ("RACTD is reliably better." if poi.low > 0.5 else "CTD is reliably better.")), "",
               f"![performance profiles](../{fig.relative_to(out.parent.parent)})", ""]
     return lines
+
+
+def study_lines(out: Path, tasks: Sequence[str], variants: Mapping[str, Sequence[str]], seeds: Sequence[int],
+                seed_suffix: Callable[[int], str]) -> list[str]:
+    """Markdown: the σ_r-collapse study, per task and variant mean ± SE over the seeds that ran (and each seed)."""
+    rows = {"RACTD σ_r = 1 (the task's main runs)": "student", "CTD (σ_r = 0)": "ctd",
+            **{f"RACTD {v}": f"ractd_{v}" for v in variants}}
+    lines = ["### Why σ_r = 1 collapses: variants over seeds", "",
+             "Each variant distils the seed's own teacher and reward model (NFE 1, 50 seeded episodes per cell). "
+             "`sigma0.1`/`sigma0.3`: σ_r; `code_dsm`: the released code's DSM target (the reward then scores the "
+             "jump G(x_σ, σ, σ_min) on the one-step path); `frozen_train`: the released code's frozen teacher and "
+             "target with dropout active; `normalized`: σ_r divided by the batch's mean |R| (TD3+BC). Cells: mean over "
+             f"seeds ± SE (seeds that ran / {len(seeds)}).", "",
+             "| variant | " + " | ".join(tasks) + " |", "|---|" + "---|" * len(tasks)]
+    for label, run in rows.items():
+        cells = []
+        for task in tasks:
+            got = [s for k in seeds if (s := _score(out, task, f"{run}{seed_suffix(k)}-one_step-tracking")) is not None]
+            if not got:
+                cells.append("not run")
+            elif len(got) == 1:
+                cells.append(f"{got[0]:.1f} (1/{len(seeds)})")
+            else:
+                se = float(np.std(got, ddof=1) / np.sqrt(len(got)))
+                cells.append(f"{np.mean(got):.1f} ± {se:.1f} ({len(got)}/{len(seeds)}; "
+                             + ", ".join(f"{g:.0f}" for g in got) + ")")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
