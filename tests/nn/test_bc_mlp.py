@@ -73,3 +73,30 @@ def test_bc_objective_learns_a_discrete_rule_from_transitions_and_from_windows()
     assert windowed.item() == pytest.approx(bc_cross_entropy(net(obs), act).item(), rel=1e-6)
     with pytest.raises(KeyError, match="needs batch key 'obs'"):
         BCObjective(net).loss(net, {"observations": obs, "x": act}, 0)
+
+
+def test_bc_objective_runs_in_the_training_loop(tmp_path) -> None:
+    """The one training loop trains the BC-MLP from a batch source of observations and integer action ids."""
+    from ractd.loop_config import LoopConfig
+    from ractd.train import train
+
+    rng = np.random.default_rng(1)
+    obs = rng.standard_normal((512, 30)).astype(np.float32)
+    actions = obs[:, :5].argmax(axis=1).astype(np.int64)
+
+    class Transitions:
+        def __len__(self) -> int:
+            return len(obs)
+
+        def get_batch(self, indices: np.ndarray) -> dict[str, np.ndarray]:
+            return {"observations": obs[indices], "actions": actions[indices]}
+
+    torch.manual_seed(0)
+    net = BCPolicyMLP()
+    before = bc_cross_entropy(net(torch.as_tensor(obs)), torch.as_tensor(actions)).item()
+    cfg = LoopConfig(epochs=8, batch_size=64, lr=1e-3, warmup_steps=1, checkpoint_every=0, ema=False,
+                     tensorboard=False)
+    result = train(BCObjective(net, "observations", "actions"), Transitions(), cfg, tmp_path, progress=False)
+    after = bc_cross_entropy(net(torch.as_tensor(obs)), torch.as_tensor(actions)).item()
+    assert result.finished and after < 0.5 * before
+    assert 0.0 <= result.last_scalars["accuracy"] <= 1.0
