@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 from experiments import EVALS, SEEDS, STUDY, STUDY_SEEDS, STUDY_TASKS, seed_suffix, task_of  # scripts/experiments.py
+from ooc_report import ooc_lines  # scripts/ooc_report.py
 from seed_report import seed_statistics_lines, study_lines  # scripts/seed_report.py
 
 # Thesis (Duan 2025) numbers, for the comparison columns only.
@@ -379,7 +380,8 @@ def render(out: Path, target: Path) -> None:
         lines.append(f"| {name} | {steps} | {wall:.0f} | {per_step:.2f} | {m.get('parameters', 0):,} | {losses} |")
     lines += ["", "| evaluation | seconds |", "|---|---|"]
     lines += [f"| {k} | {v:.0f} |" for k, v in sorted(timings.items()) if "/eval/" in k]
-    lines += ["", "## Not reproduced, and why", "",
+    lines += ["", *ooc_lines(out)]
+    lines += ["## Not reproduced, and why", "",
               "- Paper-size models (248 M-parameter U-Nets, 1000 teacher epochs at batch 1024): no GPU here; the "
               "`paper` presets are the same code path (`--size paper`).",
               "- The D4RL datasets themselves: not downloadable here; ours follow D4RL's recipe with our own "
