@@ -72,8 +72,11 @@ def ooc_lines(out: Path) -> list[str]:
               "rows), and the tracking controller, which smooths the jitter, reaches the goal from most of the "
               "conditioned model's plans; on that closed-loop measure the unconditioned model drops out of "
               "combination and the waypoint-conditioned one does not, the thesis's qualitative claim. "
-              "Next: ε prediction (`--set teacher.ddpm.prediction=epsilon`, whose x̂₀ at low noise stays close to "
-              "the input) and longer training, then the three-seed tables.", ""]
+              "The plan figures show a second cause: the start and goal, inpainted by replacement with their noised "
+              "values at every step (`planning.inpaint=noised`), do not bind the rest of the plan, which the "
+              "unconditioned model in particular draws elsewhere in the maze. Next: Diffuser's clean inpainting "
+              "(`--set planning.inpaint=clean`, trained with the known entries), ε prediction "
+              "(`--set teacher.ddpm.prediction=epsilon`) and longer training, then the three-seed tables.", ""]
     return lines
 
 
