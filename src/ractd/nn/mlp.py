@@ -43,18 +43,21 @@ class ResidualMLP(nn.Module):
         return self.head(self.blocks(x)).squeeze(-1)
 
 
+def plain_mlp(d_in: int, hidden: Sequence[int], d_out: int, activation: type[nn.Module]) -> nn.Sequential:
+    """Linear → activation for each hidden width, then a linear output layer."""
+    layers: list[nn.Module] = []
+    for h in hidden:
+        layers += [nn.Linear(d_in, h), activation()]
+        d_in = h
+    return nn.Sequential(*layers, nn.Linear(d_in, d_out))
+
+
 class InverseDynamics(nn.Module):
     """a_t = f(s_t, s_{t+1}): an MLP (Mish) mapping a state transition to the action that caused it."""
 
     def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int] = (256, 256)):
         super().__init__()
-        layers: list[nn.Module] = []
-        d = 2 * obs_dim
-        for h in hidden:
-            layers += [nn.Linear(d, h), nn.Mish()]
-            d = h
-        layers.append(nn.Linear(d, act_dim))
-        self.net = nn.Sequential(*layers)
+        self.net = plain_mlp(2 * obs_dim, hidden, act_dim, nn.Mish)
         self.obs_dim, self.act_dim = obs_dim, act_dim
 
     def forward(self, s_t: torch.Tensor, s_next: torch.Tensor) -> torch.Tensor:
@@ -71,13 +74,7 @@ class BCPolicyMLP(nn.Module):
 
     def __init__(self, obs_dim: int = 30, n_actions: int = 5, hidden: Sequence[int] = (256, 256)):
         super().__init__()
-        layers: list[nn.Module] = []
-        d = obs_dim
-        for h in hidden:
-            layers += [nn.Linear(d, h), nn.ReLU()]
-            d = h
-        layers.append(nn.Linear(d, n_actions))
-        self.net = nn.Sequential(*layers)
+        self.net = plain_mlp(obs_dim, hidden, n_actions, nn.ReLU)
         self.obs_dim, self.n_actions = obs_dim, n_actions
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
