@@ -77,6 +77,8 @@ def render(out: Path, target: Path) -> None:
     timings = _read(out / "timings.json")
     runs = _read(out / "runs.json").get("runs", {})  # "<task>/<run>" -> status, steps, wall time, final metrics
     datasets = _read(out / "datasets.json").get("datasets", {})  # name -> card summary
+    # the datasets the committed runs were trained on, where they differ from today's generated ones
+    run_datasets = {**datasets, **_read(out / "datasets.json").get("trained_on", {})}
     lines = [
         "# Reproduction report (CPU, generated data)",
         "",
@@ -287,7 +289,7 @@ def render(out: Path, target: Path) -> None:
               "|---|---|---|---|---|---|---|"]
     for t, paper in PAPER_RACTD.items():
         s, c = _load(out, t, "student-one_step-tracking"), _load(out, t, "ctd-one_step-tracking")
-        card = datasets.get(t)
+        card = run_datasets.get(t) if s else datasets.get(t)
         data_mean = (card.get("normalized_return") or {}).get("mean") if card else None
         if s:
             why = "generated data; [16,32,64] U-Net, 400 student steps; true return (paper: running-max sum)"
@@ -298,9 +300,9 @@ def render(out: Path, target: Path) -> None:
                 default = preset(t, "cpu").student.ctm.reward_weight
                 why += f"; σ_r = {weight:g}" + ("" if weight == default else f" (overrides the preset's {default:g})")
         elif card:
-            why = "dataset generated, not trained (session time)"
+            why = "dataset generated from the shipped behaviour policies, not trained yet (session time)"
         else:
-            why = "no dataset: its PPO expert/medium policy was not trained here (4–5 h projected on 2 cores)"
+            why = "no dataset generated here yet (`ractd data generate`)"
         lines.append(f"| {t} | {f'{data_mean:.1f}' if data_mean is not None else '–'} | "
                      f"{_fmt(_load(out, t, 'teacher-heun-tracking'))} | {_fmt(c)} | {_fmt(s)} | {paper} | {why} |")
     lines.append("")
@@ -328,7 +330,7 @@ def render(out: Path, target: Path) -> None:
             by = {r["method"].split(" (")[0]: r for r in qs["rows"]}  # "CTD student (σ_r = 0)", "RACTD student"
             cells = {k: f"{by[m]['score_mean']:.1f} ± {by[m]['score_se']:.1f}" for k, m in
                      (("CTD", "CTD student"), ("RACTD", "RACTD student")) if m in by}
-            full = datasets.get(t, {}).get("steps")
+            full = run_datasets.get(t, {}).get("steps")
             lines += ["", f"Which is which: the table's seed 0 is the report's pipeline on the dataset of 'Datasets "
                       f"generated here' ({f'{full:,} steps' if full else 'not recorded'}; the headline numbers of this "
                       f"report). `ractd quickstart --task {t}` (top of this report) is a separate run of the same "
@@ -345,7 +347,7 @@ def render(out: Path, target: Path) -> None:
     runs_me = {label: _load(out, "hopper-medium-expert", stem) for label, stem in
                (("teacher (Heun)", "teacher-heun-tracking"), ("CTD", "ctd-one_step-tracking"),
                 ("RACTD", "student-one_step-tracking"))}
-    dataset_returns = datasets.get("hopper-medium-expert", {}).get("episode_returns")
+    dataset_returns = run_datasets.get("hopper-medium-expert", {}).get("episode_returns")
     if any(runs_me.values()):
         if dataset_returns is not None:  # else the committed figure stays as it is
             from ractd.evaluate.plots import plot_return_histograms
@@ -388,12 +390,16 @@ def render(out: Path, target: Path) -> None:
               "behaviour policies (PPO), so score levels differ.",
               *_missing_evaluations(out),
               "- maze2d-large: dataset generated, not trained (session time).",
-              "- Every walker2d and halfcheetah task: no dataset. Their medium/expert levels need a converged PPO "
-              "expert (medium = the snapshot at 1/3 of its return); walker2d PPO ran at ~7k env steps/min here with "
-              "the cores shared (2M steps, ~4.8 h) and was stopped at ~50k steps.",
-              "- On this machine a student optimizer step costs 5–7× a teacher step at equal batch (the CTM loss "
-              "runs the student, the target net three times and the teacher's Heun solver), so with the cores "
-              "shared a 400-step student took 3.5–16 min depending on the load (see the training table).",
+              "- Every walker2d and halfcheetah task: datasets generated from the shipped behaviour policies "
+              "(above), not trained yet; their sections are listed as unfinished above.",
+              "- The hopper runs of this report were trained on hopper datasets rolled out from earlier, "
+              "unshipped PPO policies (their sizes and returns are recorded in results/report/datasets.json under "
+              "`trained_on` and used in the run tables); the 'Datasets generated here' table shows today's, "
+              "rolled out from the shipped policies. Retraining the hopper sections uses today's.",
+              "- On this machine a student optimizer step costs 5–9× a teacher step at equal batch at the cpu "
+              "presets (docs/performance.md: the CTM loss runs the student twice, the target net three times and "
+              "the teacher's Heun solver), so with the cores shared a 400-step student took 3.5–16 min depending "
+              "on the load (see the training table).",
               "- The maze2d-umaze teacher, reward and student runs were trained by an earlier invocation with the "
               "same config (the saved config.json predates two naming fields, `student.teacher_run`/`reward_run`, "
               "whose defaults are what it used) and copied into `results/report/runs/`; the script skips finished "

@@ -108,10 +108,10 @@ def run_quickstart(task: str = "maze2d-umaze", out: str | Path = "results/quicks
         else:
             from .data.generate.locomotion import generate_locomotion
 
-            # PPO behaviour policies: reuse the ones `ractd data generate` cached (read only), else train them
+            # behaviour policies: ones retrained by `ractd data generate --train-policies` (read only), else the
+            # policies shipped with ractd (rollouts only)
             cached = (user_policies / "policies.json").exists()
-            console.print(f"  behaviour policies: {f'reusing {user_policies}' if cached else 'training PPO first'}"
-                          f"{'' if cached else ' (the slow part: ~30 min for hopper on one core)'}")
+            console.print(f"  behaviour policies: {f'reusing {user_policies}' if cached else 'shipped with ractd'}")
             generate_locomotion(name, data_dir / name, seed=seed, steps=steps, progress=progress, minari=False,
                                 policy_dir=user_policies if cached else None)
         result.stage_seconds["data"] = time.perf_counter() - start
