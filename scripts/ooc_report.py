@@ -66,17 +66,18 @@ def ooc_lines(out: Path) -> list[str]:
                          + " | ".join(cells) + f" | {trained} |")
     lines += ["", *target_lines(files)]
     lines += ["Where plan success is 0, no plan passes the continuity check (largest step between consecutive "
-              "plan positions ≤ 0.15, several times the behaviour controller's step): the x₀-predicting network's "
-              "denoised positions jitter from step to step even at the lowest noise level, and the plans jump onto "
-              "the inpainted start and goal. The waypoints are followed (compare the true- and random-waypoint "
-              "rows), and the tracking controller, which smooths the jitter, reaches the goal from most of the "
-              "conditioned model's plans; on that closed-loop measure the unconditioned model drops out of "
-              "combination and the waypoint-conditioned one does not, the thesis's qualitative claim. "
-              "The plan figures show a second cause: the start and goal, inpainted by replacement with their noised "
-              "values at every step (`planning.inpaint=noised`), do not bind the rest of the plan, which the "
-              "unconditioned model in particular draws elsewhere in the maze. Next: Diffuser's clean inpainting "
-              "(`--set planning.inpaint=clean`, trained with the known entries), ε prediction "
-              "(`--set teacher.ddpm.prediction=epsilon`) and longer training, then the three-seed tables.", ""]
+              "plan positions ≤ 0.15, several times the behaviour controller's step). Two causes, read off the plan "
+              "figures next to the result files: (1) the x₀-predicting models' positions jitter from step to step "
+              "even at the lowest noise level; the ε-predicting model (`cross_attention_eps`, "
+              "`--set teacher.ddpm.prediction=epsilon`) draws smooth paths along the corridors instead; (2) in every "
+              "model the start and goal, inpainted by replacement with their noised values at each step "
+              "(`planning.inpaint=noised`), do not bind the rest of the plan, which lies elsewhere in the maze and "
+              "is joined to them by jumps (through walls, hence the low collision-free rates). The x₀ model with "
+              "true waypoints is pinned by them (compare the random-waypoint rows), and the tracking controller, "
+              "which chases the plan's states, then reaches the goal from most of its plans; on that closed-loop "
+              "measure the unconditioned model drops out of combination and the waypoint-conditioned one does not, "
+              "the thesis's qualitative claim. Next: Diffuser's clean inpainting (`--set planning.inpaint=clean`, "
+              "trained with the known entries) with ε prediction, then the three-seed tables.", ""]
     return lines
 
 
