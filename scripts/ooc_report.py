@@ -76,8 +76,12 @@ def ooc_lines(out: Path) -> list[str]:
               "true waypoints is pinned by them (compare the random-waypoint rows), and the tracking controller, "
               "which chases the plan's states, then reaches the goal from most of its plans; on that closed-loop "
               "measure the unconditioned model drops out of combination and the waypoint-conditioned one does not, "
-              "the thesis's qualitative claim. Next: Diffuser's clean inpainting (`--set planning.inpaint=clean`, "
-              "trained with the known entries) with ε prediction, then the three-seed tables.", ""]
+              "the thesis's qualitative claim. Diffuser's clean inpainting with ε prediction "
+              "(`cross_attention_eps_clean`: `--set planning.inpaint=clean`, the known entries clean in training "
+              "too) leaves the plans just as detached, so the inpainting mode is not the cause: the sampler does "
+              "impose the entries at every step, and whether the trained network responds to them at all is the "
+              "open question (a probe: its prediction with the start moved, at low noise). The three-seed tables "
+              "wait for that.", ""]
     return lines
 
 
