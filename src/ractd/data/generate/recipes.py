@@ -11,12 +11,28 @@ environment steps; those snapshots are the medium, expert and learner-stream pol
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 
+class RecipeData:
+    """The dict round trip and PPO-override copy shared by the recipe dataclasses (a `ppo` dict field each)."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Any:
+        return cls(**d)
+
+    def with_overrides(self, ppo: Mapping[str, Any] | None = None, **fields: Any) -> Any:
+        """A copy with some PPO keyword arguments and/or recipe fields replaced."""
+        return dataclasses.replace(self, ppo=self.ppo | dict(ppo or {}), **fields)
+
+
 @dataclass(frozen=True)
-class PPORecipe:
+class PPORecipe(RecipeData):
     """How to train one environment's behaviour policies with stable-baselines3 PPO.
 
     ppo: keyword arguments of `stable_baselines3.PPO` (n_steps is per environment).
@@ -37,16 +53,6 @@ class PPORecipe:
     eval_episodes: int = 10
     medium_fraction: float = 1 / 3
 
-    def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> PPORecipe:
-        return cls(**d)
-
-    def with_overrides(self, ppo: dict[str, Any] | None = None, **fields: Any) -> PPORecipe:
-        """A copy with some PPO keyword arguments and/or recipe fields replaced."""
-        return dataclasses.replace(self, ppo=self.ppo | dict(ppo or {}), **fields)
 
 
 _TANH_64 = {"pi": [64, 64], "vf": [64, 64], "activation": "tanh"}

@@ -17,7 +17,6 @@ docs/roundabout.md.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 import zlib
 from collections.abc import Mapping, Sequence
@@ -28,6 +27,7 @@ from typing import Any, Protocol
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
+from ractd.data.generate.recipes import RecipeData
 from ractd.envs.roundabout import ENV_ID, OBS_FEATURES, OBS_ROWS, check_traffic, composition_tokens
 from ractd.io import atomic_path, read_json, write_json
 
@@ -57,7 +57,7 @@ class Policy(Protocol):
 
 
 @dataclass(frozen=True)
-class ExpertRecipe:
+class ExpertRecipe(RecipeData):
     """How to train one roundabout PPO policy with stable-baselines3.
 
     traffic: the environment's traffic option it learns on (a training combination, or `train` for the
@@ -86,16 +86,6 @@ class ExpertRecipe:
         if self.net.get("activation", "tanh") not in _ACTIVATIONS:
             raise ValueError(f"net activation must be one of {sorted(_ACTIVATIONS)}, got {self.net['activation']!r}")
 
-    def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> ExpertRecipe:
-        return cls(**d)
-
-    def with_overrides(self, ppo: Mapping[str, Any] | None = None, **fields: Any) -> ExpertRecipe:
-        """A copy with some PPO keyword arguments and/or recipe fields replaced."""
-        return dataclasses.replace(self, ppo=self.ppo | dict(ppo or {}), **fields)
 
 
 def expert_recipe(traffic: str, scale: str = "cpu", **fields: Any) -> ExpertRecipe:
