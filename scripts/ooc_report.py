@@ -1,10 +1,13 @@
 """The report's conditioned-diffusion section: Maze2d out-of-combination evaluations, from committed summaries.
 
     python scripts/ooc_report.py collect RUN_DIR [RUN_DIR ...]   # copy each run's `ractd eval` results (summaries)
+    python scripts/ooc_report.py probe RUN_DIR [RUN_DIR ...]     # does the trained network follow its start?
 
 `collect` copies every `ooc-eval-*.json` of a run folder into results/report/ooc/<task>/<run>/, keeping the
 per-split and per-pair rates and dropping the per-plan arrays, with the run's training wall time; the report
-(scripts/render_report.py) renders `ooc_lines` from those files only.
+(scripts/render_report.py) renders `ooc_lines` from those files only. `probe` writes binding.json next to them:
+`ractd.evaluate.plan_binding.start_response` on 128 windows of the run's dataset (its data directory, e.g.
+RACTD_DATA_DIR=results/ooc/datasets).
 """
 
 from __future__ import annotations
@@ -39,6 +42,100 @@ def collect(run: Path, out: Path = OUT) -> list[Path]:
         dest.write_text(json.dumps(summary(json.loads(path.read_text()), meta), indent=1) + "\n")
         written.append(dest)
     return written
+
+
+PROBE_LEVELS = (10, 30, 50, 70, 90)  # noise levels t of the start-response probe (T = 100)
+
+
+def probe(run: Path, out: Path = OUT, windows: int = 128, seed: int = 0) -> Path:
+    """binding.json: how far the run's denoised plans follow a moved start, per noise level (steps 1..5)."""
+    import numpy as np
+    import torch
+
+    from ractd.data import load_dataset
+    from ractd.evaluate.plan_binding import start_response
+    from ractd.planning.plan_diffusion import load_plan_planner
+
+    torch.set_num_threads(1)
+    meta = json.loads((run / "meta.json").read_text())
+    planner = load_plan_planner(run, seed=seed)
+    cfg, h, act_dim = planner.cfg, planner.horizon, planner.art.act_dim
+    ds = load_dataset(cfg.data.dataset)
+    first = np.random.default_rng(seed).integers(0, len(ds.observations) - h, windows)
+    steps = first[:, None] + np.arange(h)
+    x0 = np.concatenate([planner.act_norm.normalize(ds.actions[steps].astype(np.float32)),
+                         planner.norm.normalize(ds.observations[steps].astype(np.float32))], axis=-1)
+    x0 = torch.as_tensor(np.asarray(x0, np.float32))
+    cond = None
+    if planner.conditioned:
+        from ractd.conditioning import condition_tokens
+        from ractd.data.ooc_maze2d import waypoint_offsets
+
+        cond = condition_tokens(x0[:, list(waypoint_offsets(h)), act_dim:], cfg.conditioning)
+    response = start_response(planner.net, x0, cond, cfg.teacher.ddpm, PROBE_LEVELS,
+                              prediction=cfg.teacher.ddpm.prediction, inpaint=cfg.planning.inpaint, act_dim=act_dim)
+    dest = out / "ooc" / meta["task"] / run.name / "binding.json"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    command = meta.get("command", [])
+    overrides = [arg for prev, arg in zip(command[:-1], command[1:], strict=True) if prev == "--set"]
+    record = {"run": run.name, "horizon": h, "prediction": cfg.teacher.ddpm.prediction,
+              "inpaint": cfg.planning.inpaint, "conditioning": cfg.conditioning.kind, "overrides": overrides,
+              "windows": windows, "seed": seed, "shift": 0.3, "steps": "1..5",
+              "response": {str(t): v for t, v in response.items()},
+              "training": {"wall_time_s": meta.get("wall_time_s"), "total_steps": meta.get("total_steps")}}
+    dest.write_text(json.dumps(record, indent=1) + "\n")
+    return dest
+
+
+def binding_lines(out: Path) -> list[str]:
+    """Markdown: the start-response probe of every probed run."""
+    files = sorted((out / "ooc").glob("*/*/binding.json"))
+    if not files:
+        return []
+    lines = ["**Does a plan follow its start?** `python scripts/ooc_report.py probe RUN`: the trained network's "
+             "denoised plan x̂0 at steps 1–5 after the start state's position is moved by 0.3 (normalized units), "
+             "divided by 0.3 (1 = follows fully, 0 = ignores it); 128 windows of the training data, at noise level t "
+             "of T = 100 (docs/ooc-maze2d.md).", "",
+             "| run | H | prediction | inpainting | training steps | " +
+             " | ".join(f"t = {t}" for t in PROBE_LEVELS) + " |", "|---|---|---|---|---|" + "---|" * len(PROBE_LEVELS)]
+    for f in files:
+        r = json.loads(f.read_text())
+        cells = [f"{sum(r['response'][str(t)]) / len(r['response'][str(t)]):.2f}" for t in PROBE_LEVELS]
+        lines.append(f"| {r['run']} | {r['horizon']} | {r['prediction']} | {r['inpaint']} | "
+                     f"{r['training']['total_steps'] or '–'} | " + " | ".join(cells) + " |")
+    lines += ["", "Runs' overrides of the `cpu` preset: " + "; ".join(
+        f"{r['run']}: " + (", ".join(f"`{o}`" for o in r.get("overrides", [])) or "none")
+        for r in map(lambda f: json.loads(f.read_text()), files)) + "."]
+    return [*lines, ""]
+
+
+def probe_reading(out: Path) -> list[str]:
+    """The paragraph that reads the probe table, its numbers taken from the binding files."""
+    probes = [json.loads(f.read_text()) for f in sorted((out / "ooc").glob("*/*/binding.json"))]
+    noised = [max(max(v) for v in r["response"].values()) for r in probes if r["inpaint"] == "noised"]
+    clean = [r for r in probes if r["inpaint"] == "clean"]
+    if not (noised and clean):
+        return []
+    high = str(max(PROBE_LEVELS))
+
+    def clean_run(r: dict) -> str:
+        wall = r["training"]["wall_time_s"]
+        return (f"{sum(r['response'][high]) / len(r['response'][high]):.2f} at H = {r['horizon']} after "
+                f"{r['training']['total_steps']:,} steps" + (f" ({wall / 60:.0f} min)" if wall else ""))
+
+    return ["What the probe says. With noised inpainting the start entry is, to the network, one more noisy entry "
+            "among H: it carries no more evidence than its neighbours, so even a perfect denoiser would follow it "
+            "little until the noise is low, and by then the rest of the plan is placed. Every noised model responds "
+            f"≤ {max(noised):.2f} at every level. With clean inpainting (Diffuser: the start and goal clean in x_t in "
+            "training and sampling) the entry is exact and the ideal response at high noise is near 1; the trained "
+            f"models have begun to learn it ({'; '.join(clean_run(r) for r in clean)}; at t = {high}) but are far "
+            "from it. A trained toy in the tests shows both effects in 400 steps "
+            "(tests/diffusion/test_inpaint_binding.py: with clean inpainting the plans continue from the imposed "
+            "start, with noised inpainting much less). So the detached plans come from (1) the noised inpainting "
+            "of the thesis's Algorithm 1, which cannot bind a plan by itself, and (2) for clean inpainting, training "
+            "far too short (Diffuser trains its Maze2d models for up to 2 M steps; these ran a few thousand on 2 "
+            "CPU cores). Next: clean inpainting, ε prediction, many more steps (a GPU run), probed with the same "
+            "command before the three-seed tables.", ""]
 
 
 def ooc_lines(out: Path) -> list[str]:
@@ -76,12 +173,8 @@ def ooc_lines(out: Path) -> list[str]:
               "true waypoints is pinned by them (compare the random-waypoint rows), and the tracking controller, "
               "which chases the plan's states, then reaches the goal from most of its plans; on that closed-loop "
               "measure the unconditioned model drops out of combination and the waypoint-conditioned one does not, "
-              "the thesis's qualitative claim. Diffuser's clean inpainting with ε prediction "
-              "(`cross_attention_eps_clean`: `--set planning.inpaint=clean`, the known entries clean in training "
-              "too) leaves the plans just as detached, so the inpainting mode is not the cause: the sampler does "
-              "impose the entries at every step, and whether the trained network responds to them at all is the "
-              "open question (a probe: its prediction with the start moved, at low noise). The three-seed tables "
-              "wait for that.", ""]
+              "the thesis's qualitative claim.", "", *binding_lines(out),
+              *probe_reading(out)]
     return lines
 
 
@@ -111,11 +204,11 @@ def target_lines(files: list[Path]) -> list[str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("command", choices=["collect"])
+    ap.add_argument("command", choices=["collect", "probe"])
     ap.add_argument("runs", nargs="+", type=Path)
     args = ap.parse_args()
     for run in args.runs:
-        for path in collect(run):
+        for path in collect(run) if args.command == "collect" else [probe(run)]:
             print(f"wrote {path}")
 
 
