@@ -27,8 +27,8 @@ def _console() -> Any:
 @app.command()
 def generate(
     name: str = typer.Argument(
-        ..., help="maze2d-umaze|medium|large, or hopper|walker2d|halfcheetah-random|medium|medium-replay|"
-        "expert|medium-expert"
+        ..., help="maze2d-umaze|medium|large, hopper|walker2d|halfcheetah-random|medium|medium-replay|"
+        "expert|medium-expert, or roundabout-experts"
     ),
     steps: int | None = typer.Option(None, "--steps", min=1, help="Environment steps (default: D4RL's)."),
     seed: int = typer.Option(0, "--seed", help="Seed: the same seed gives the same dataset."),
@@ -48,6 +48,16 @@ def generate(
         False, "--overwrite", help="Replace an existing dataset of this name (runs trained on it will no "
         "longer match it)."
     ),
+    episodes: int = typer.Option(
+        1000, "--episodes", min=1, help="roundabout-experts: successful episodes kept per training combination."
+    ),
+    recipe: list[str] = typer.Option(
+        [], "--recipe", help="roundabout-experts: override a field of the experts' PPO recipe, KEY=VALUE "
+        "(JSON value; ppo.KEY, net.KEY, env_config.KEY for one key of those), repeatable."
+    ),
+    scale: str = typer.Option("cpu", "--scale", help="roundabout-experts: recipe size, cpu (5e4 PPO steps per "
+                              "expert) or paper (2e5)."),
+    workers: int = typer.Option(1, "--workers", min=1, help="roundabout-experts: processes that run episodes."),
 ) -> None:
     """Generate NAME by D4RL's recipe; write NAME.hdf5, a Minari dataset, card.json and returns.png.
 
@@ -60,10 +70,19 @@ def generate(
       ractd data generate walker2d-medium-expert
       ractd data generate hopper-medium-replay --steps 200000 --seed 1
       ractd data generate hopper-medium --train-policies --out /data/hopper-medium-retrained
+      ractd data generate roundabout-experts --workers 2
+
+    roundabout-experts trains one PPO expert per training combination (all cars, all bicycles) into
+    <data root>/roundabout-policies (reused once trained; needs the generate and ooc extras), checks that
+    each drives without crashing in at least 85 % of 100 episodes, and keeps --episodes successful episodes of
+    each.
     """
     from ractd.envs.registry import get_task
     from ractd.paths import data_root
 
+    if name == "roundabout-experts":
+        _generate_roundabout(steps, seed, out, progress, train_steps, overwrite, episodes, recipe, scale, workers)
+        return
     try:
         task = get_task(name)
     except KeyError as e:
@@ -102,6 +121,29 @@ def generate(
             raise typer.Exit(code=1) from None
     else:  # pragma: no cover - every registered dataset is one of the two kinds
         raise typer.BadParameter(f"no generator for {name!r}", param_hint="NAME")
+    _print_summary(summary)
+
+
+def _generate_roundabout(steps: int | None, seed: int, out: Path | None, progress: bool, train_steps: int | None,
+                         overwrite: bool, episodes: int, recipe: list[str], scale: str, workers: int) -> None:
+    from ractd.data.errors import DatasetError
+    from ractd.data.generate.roundabout import MissingExtraError
+    from ractd.data.generate.roundabout_dataset import DATASET, ExpertsBelowThresholdError, generate_roundabout
+    from ractd.data.generate.save import refuse_to_replace
+    from ractd.envs.roundabout import MissingHighwayEnvError
+    from ractd.paths import data_root
+
+    if steps is not None:
+        raise typer.BadParameter("roundabout-experts is sized in episodes: use --episodes", param_hint="--steps")
+    out_dir = out if out is not None else data_root() / DATASET
+    try:
+        if not overwrite:
+            refuse_to_replace(out_dir, DATASET, minari=False)
+        summary = generate_roundabout(out_dir, seed=seed, scale=scale, train_steps=train_steps, episodes=episodes,
+                                      overrides=recipe, workers=workers, progress=progress, overwrite=overwrite)
+    except (DatasetError, MissingExtraError, MissingHighwayEnvError, ExpertsBelowThresholdError, ValueError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(code=2 if isinstance(e, DatasetError | ValueError) else 1) from None
     _print_summary(summary)
 
 
