@@ -6,7 +6,7 @@
 `collect` copies every `ooc-eval-*.json` of a run folder into results/report/ooc/<task>/<run>/, keeping the
 per-split and per-pair rates and dropping the per-plan arrays, with the run's training wall time; the report
 (scripts/render_report.py) renders `ooc_lines` from those files only. `probe` writes binding.json next to them:
-`ractd.evaluate.plan_binding.start_response` on 128 windows of the run's dataset (its data directory, e.g.
+`ractd.diffusion.probe.start_response` on 128 windows of the run's dataset (its data directory, e.g.
 RACTD_DATA_DIR=results/ooc/datasets).
 """
 
@@ -53,7 +53,7 @@ def probe(run: Path, out: Path = OUT, windows: int = 128, seed: int = 0) -> Path
     import torch
 
     from ractd.data import load_dataset
-    from ractd.evaluate.plan_binding import start_response
+    from ractd.diffusion.probe import start_response
     from ractd.planning.plan_diffusion import load_plan_planner
 
     torch.set_num_threads(1)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from ractd.diffusion import DDPMConfig, cosine_alpha_bars
-from ractd.evaluate.plan_binding import start_response
+from ractd.diffusion.probe import start_response
 
 CFG = DDPMConfig(num_train_steps=20)
 A = 2  # action channels; states (x, y, vx, vy) follow

@@ -14,8 +14,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from ractd.diffusion.ddpm import DDPMConfig, cosine_alpha_bars, x0_from_output
-from ractd.diffusion.inpaint import INPAINT_MODES
+from .ddpm import DDPMConfig, cosine_alpha_bars, x0_from_output
+from .inpaint import INPAINT_MODES
 
 
 @torch.no_grad()
