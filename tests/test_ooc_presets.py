@@ -103,3 +103,31 @@ def test_the_defaults_are_the_ractd_side():
     c = RunConfig()
     assert (c.conditioning.kind, c.ooc.split, c.guidance.scale) == ("none", "none", 0.0)
     assert (c.teacher.ddpm.prediction, c.teacher.ddpm.action_weight) == ("epsilon", 1.0)
+
+
+def test_roundabout_paper_preset_is_the_thesis_table_a4():
+    """Table A.4 (Roundabout), field by field; the network's size next to Table A.5's 13,546,370 parameters."""
+    c = preset("ooc-roundabout", "paper")
+    t = c.teacher
+    assert c.data.horizon == 8 and t.kind == "ddpm" and t.ddpm.num_train_steps == 80  # H, T
+    assert t.ddpm.action_weight == 10.0  # the first action's loss weight
+    assert t.unet.down_dims == [64, 256, 512]  # dim_mults (1, 4, 8), dim 64 (Table A.5's size implies 56-64)
+    assert (c.conditioning.tokens, c.conditioning.kind_dim, c.conditioning.kind) == ("composition", 20,
+                                                                                      "cross_attention")
+    assert c.conditioning.p_uncond == 0.1 and (c.guidance.scale, c.guidance.form) == (1.0, "ho")
+    steps_per_epoch = c.data.windows_per_epoch // t.train.batch_size
+    assert steps_per_epoch == 10_000 and steps_per_epoch * t.train.epochs == 10_000  # 1e4 train steps
+    assert t.train.batch_size == 64 and t.train.lr == 2e-4 and t.train.ema_max_decay == 0.995
+    assert (t.ddpm.prediction, t.ddpm.clip_sample, c.planning.inpaint) == ("x0", False, "noised")
+    assert c.data.dataset == "roundabout-experts" and c.data.plan_pad_after == 7 and c.ooc.split == "none"
+    params = sum(p.numel() for p in build_network(c, "teacher", 30, 5).parameters())
+    assert 13_000_000 < params < 19_000_000  # 18.0 M: the U-Net of dim 64 plus ten cross-attention blocks
+    cpu = preset("ooc-roundabout", "cpu")
+    for section in ("conditioning", "guidance", "planning"):
+        assert to_dict(getattr(cpu, section)) == to_dict(getattr(c, section))
+    assert (cpu.data.horizon, cpu.teacher.ddpm.num_train_steps) == (8, 80)
+
+
+def test_plan_padding_is_refused_with_the_region_pair_split():
+    with pytest.raises(ValueError, match="plan_pad_after"):
+        apply_overrides(preset("ooc-maze2d-medium", "cpu"), ["data.plan_pad_after=3"])

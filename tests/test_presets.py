@@ -28,7 +28,7 @@ from ractd.presets import (
 LOCOMOTION = [f"{e}-{m}" for e in ("hopper", "walker2d", "halfcheetah") for m in ("medium-replay", "medium",
                                                                                    "medium-expert")]
 MAZES = ["maze2d-umaze", "maze2d-medium", "maze2d-large"]
-OOC = ["ooc-maze2d-medium", "ooc-maze2d-large"]  # the out-of-combination benchmark (tests/test_ooc_presets.py)
+OOC = ["ooc-maze2d-medium", "ooc-maze2d-large", "ooc-roundabout"]  # out of combination (tests/test_ooc_presets.py)
 ALL = [(t, s) for t in LOCOMOTION + MAZES for s in ("cpu", "paper")]
 GOLDEN = Path(__file__).with_name("presets_golden.json")
 
@@ -59,7 +59,7 @@ MOVED = {"student.ctm.init_noise_scale": "teacher.edm.init_noise_scale"}  # appl
 # sections and fields added since (conditioned plan diffusion; the frozen nets' mode): absent from the golden file,
 # at their defaults here
 ADDED = ("conditioning", "guidance", "planning", "ooc", "teacher.ddpm.prediction", "teacher.ddpm.action_weight",
-         "data.join_episodes", "student.frozen_nets_mode", "student.ctm.reward_scale")
+         "data.join_episodes", "data.plan_pad_after", "student.frozen_nets_mode", "student.ctm.reward_scale")
 
 
 def _comparable(golden: dict, new: dict) -> tuple[dict, dict]:

@@ -298,3 +298,41 @@ def _first_tasks(tasks: Any, n: int) -> Any:
     """The first `n` tasks of a task set."""
     arrays = {k: v[:n] for k, v in tasks.arrays().items()}
     return dataclasses.replace(tasks, **arrays)
+
+
+def evaluate_roundabout(run: str | Path, traffics: Sequence[str] | None = None, episodes: int = 100,
+                        seeds: Sequence[int] = (0, 1, 2), guidance: float | None = None, kinds: str = "true",
+                        device: str = "cpu", weights: str = "model", workers: int = 1,
+                        out: str | Path | None = None, overwrite: bool = False,
+                        say: Callable[[str], None] | None = print) -> dict[str, Any]:
+    """`ractd eval RUN` of a roundabout plan-diffusion run: the run as a driver (`DiffusionDriver`, replanning every
+    step) over the test `traffics` (default: mixed and the bicycle-heavy test-2) × evaluation `seeds`, `episodes`
+    each; crashes per 100 episodes, success and return, mean ± SE over the seeds; written to `out` (JSON).
+
+    `guidance` overrides the run's λ; `kinds="random"` conditions on random car/bicycle kinds (the control)."""
+    import time
+
+    from .evaluate import check_result_path
+    from .evaluate.ooc_roundabout import DEFAULT_TRAFFICS, evaluate_driver
+    from .io import write_json
+    from .planning.driving import load_driver
+
+    if episodes < 1:
+        raise ValueError(f"episodes must be >= 1, got {episodes}")
+    run = Path(run)
+    driver = load_driver(run, guidance, kinds, device, weights)
+    traffics = tuple(traffics or DEFAULT_TRAFFICS)
+    lam = f"{driver.guidance:g}" if driver.conditioned else "none"
+    out = Path(out) if out else run / (f"roundabout-eval-{weights}-{kinds}-g{lam}-{'-'.join(traffics)}-n{episodes}"
+                                       f"-seeds{'-'.join(str(s) for s in seeds)}.json")
+    check_result_path(out, overwrite)
+    started = time.perf_counter()
+    result: dict[str, Any] = {
+        "run": str(run), "weights": weights, "planner": driver.describe(), "conditioning": driver.cfg.conditioning.kind,
+        "guidance": driver.guidance if driver.conditioned else None, "kinds": kinds, "episodes": episodes,
+        "seeds": list(seeds), "network_calls_per_action": driver.network_calls_per_action,
+        "traffic": evaluate_driver(driver, traffics, episodes, seeds, workers, say)}
+    result["seconds"] = time.perf_counter() - started
+    write_json(out, result)
+    result["path"] = str(out)
+    return result

@@ -18,7 +18,7 @@ from .config import RunConfig, upgrade_config_dict
 from .data.normalizer import NormalizerSet
 from .diffusion import CTMDenoiser, EDMConfig, EDMDenoiser, EpsDenoiser
 from .io import read_json, write_json
-from .nn import ConditionalUnet1D, InverseDynamics, ResidualMLP
+from .nn import ConditionalUnet1D, InverseDynamics, KindConditionedNet, ResidualMLP
 from .schema import from_dict, to_dict
 from .weights import load_state_dict_into
 
@@ -45,7 +45,10 @@ def cond_dim(cfg: RunConfig, obs_dim: int) -> int:
 
 
 def token_dim(cfg: RunConfig, obs_dim: int) -> int:
-    """Width E of one condition token: every scalar of a waypoint state embedded (docs/conditioning.md §1)."""
+    """Width E of one condition token: every scalar of a waypoint state embedded, or one kind's learnable embedding
+    (docs/conditioning.md §1)."""
+    if cfg.conditioning.tokens == "composition":
+        return cfg.conditioning.kind_dim
     return obs_dim * cfg.conditioning.per_scalar()
 
 
@@ -53,16 +56,18 @@ def build_network(cfg: RunConfig, stage: str, obs_dim: int, act_dim: int) -> nn.
     """The raw network of `stage` with the config's sizes (teacher and student share the U-Net, §4.1)."""
     u = cfg.teacher.unet
     if stage == "teacher" and cfg.conditioning.kind != "none":  # condition tokens (docs/ooc-maze2d.md)
-        from .conditioning import N_WAYPOINTS
+        from .conditioning import N_KINDS, n_condition_tokens
 
-        x = cfg.conditioning.xattn
-        xattn = cfg.conditioning.kind == "cross_attention"
-        width = token_dim(cfg, obs_dim)
-        return ConditionalUnet1D(
-            diffused_dim(cfg, obs_dim, act_dim), 0 if xattn else N_WAYPOINTS * width, u.time_embed_dim, u.down_dims,
-            u.kernel_size, u.n_groups, dropout=u.dropout, mid_dropout=u.mid_dropout,
-            token_dim=width if xattn else 0, xattn_heads=x.heads, xattn_q_kernel=x.q_kernel, xattn_prenorm=x.prenorm,
+        c = cfg.conditioning
+        xattn = c.kind == "cross_attention"
+        width, n_tokens = token_dim(cfg, obs_dim), n_condition_tokens(c)
+        unet = ConditionalUnet1D(
+            diffused_dim(cfg, obs_dim, act_dim), 0 if xattn else n_tokens * width, u.time_embed_dim, u.down_dims,
+            u.kernel_size, u.n_groups, dropout=u.dropout, mid_dropout=u.mid_dropout, token_dim=width if xattn else 0,
+            xattn_heads=c.xattn.heads, xattn_q_kernel=c.xattn.q_kernel, xattn_prenorm=c.xattn.prenorm,
         )
+        # composition: the kinds are embedded by a table the network owns (docs/roundabout.md)
+        return unet if c.tokens == "waypoints" else KindConditionedNet(unet, N_KINDS, width, n_tokens, c.kind)
     if stage in ("teacher", "student"):
         student = stage == "student"
         return ConditionalUnet1D(

@@ -218,6 +218,13 @@ def eval_command(
                                      "the env with the tracking controller."),
     plot: Path | None = typer.Option(None, "--plot", help="OOC: PNG of 8 plans per split drawn on the maze "
                                      "(default: next to the result JSON)."),
+    traffic: list[str] = typer.Option([], "--traffic", help="Roundabout: test traffic (repeatable; default: mixed "
+                                      "and test-2)."),
+    eval_seeds: int = typer.Option(3, "--eval-seeds", min=1, help="Roundabout: evaluation seeds SEED, SEED+1, ... "
+                                   "(--episodes each)."),
+    kinds: str = typer.Option("true", "--kinds", help="Roundabout: true (the road users' kinds) | random (a "
+                              "control)."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Roundabout: processes that drive episodes."),
 ) -> None:
     """Seeded, vectorized evaluation: true return Σ r_t, D4RL normalized score ×100, mean ± SE.
 
@@ -233,8 +240,16 @@ def eval_command(
       ractd eval runs/maze2d-umaze/teacher --sampler heun -n 20
       ractd eval runs/ooc-maze2d-medium/cross_attention --split ooc --guidance 1.3
       ractd eval runs/ooc-maze2d-medium/cross_attention --waypoints random
+      ractd eval runs/ooc-roundabout/cross_attention --traffic mixed --eval-seeds 3 --workers 2
+
+    A roundabout plan-diffusion run (ooc-roundabout) drives --episodes episodes per test traffic and evaluation
+    seed, replanning every step: crashes per 100 episodes, success and return, mean ± SE over the seeds.
     """
     _threads(threads)
+    if _config_of(run).get("conditioning", {}).get("tokens") == "composition":
+        _eval_roundabout(run, traffic, episodes, eval_seeds, seed, guidance, kinds, device, weights, workers, out,
+                         overwrite)
+        return
     if split is not None or _is_plan_diffusion_run(run):
         _eval_ooc(run, split or "both", guidance, waypoints, seed, device, weights, closed_loop, tasks, out, plot,
                   overwrite)
@@ -263,15 +278,44 @@ def eval_command(
     console.print(f"wrote {path}")
 
 
-def _is_plan_diffusion_run(run: Path) -> bool:
-    """A run folder whose config says it plans [actions, states] with the OOC split (read without torch)."""
+def _config_of(run: Path) -> dict:
+    """A run folder's config as saved (read without torch); {} if there is none to read."""
     import json
 
     try:
         cfg = json.loads((run / "config.json").read_text())["config"]
     except (OSError, ValueError, KeyError, TypeError):
-        return False
-    return (cfg.get("ooc") or {}).get("split", "none") != "none"
+        return {}
+    return cfg if isinstance(cfg, dict) else {}
+
+
+def _is_plan_diffusion_run(run: Path) -> bool:
+    """A run folder whose config says it plans [actions, states] with the OOC split (read without torch)."""
+    return (_config_of(run).get("ooc") or {}).get("split", "none") != "none"
+
+
+def _eval_roundabout(run: Path, traffic: list[str], episodes: int, eval_seeds: int, seed: int,
+                     guidance: float | None, kinds: str, device: str, weights: str, workers: int, out: Path | None,
+                     overwrite: bool) -> None:
+    """`ractd eval RUN` of a roundabout run: the Python API's `ractd.api.evaluate_roundabout`, one-line errors."""
+    from rich.markup import escape
+
+    from .api import evaluate_roundabout
+
+    files = {"last": "model", "ema": "ema"}
+    try:
+        if weights not in files:
+            raise ValueError(f"--weights: a plan-diffusion run has last or ema weights, got {weights!r}")
+        result = evaluate_roundabout(run, traffic or None, episodes, range(seed, seed + eval_seeds), guidance, kinds,
+                                     device, files[weights], workers, out, overwrite,
+                                     say=lambda line: console.print(escape(line)))
+    except USER_ERRORS as e:
+        _fail(e)
+    for name, r in result["traffic"].items():
+        c, s, ret = r["crashes_per_100"], r["success"], r["return"]
+        console.print(f"{name}: {c['mean']:.1f} ± {c['se']:.1f} crashes per 100 episodes, success "
+                      f"{s['mean']:.3f} ± {s['se']:.3f}, return {ret['mean']:.2f} ± {ret['se']:.2f}")
+    console.print(f"wrote {result['path']}")
 
 
 def _eval_ooc(run: Path, split: str, guidance: float | None, waypoints: str, seed: int, device: str, weights: str,

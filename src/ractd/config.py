@@ -36,10 +36,16 @@ class DataConfig:
     join_episodes: bool = False
     max_dataset_steps: int | None = None  # keep only the first N steps' complete episodes (quick runs)
     windows_per_epoch: int | None = None  # fixed random subset of windows per epoch (cpu presets on 1M-step data)
+    # plan-diffusion windows: start at every step, the episode's last step repeated past its end (a planner that
+    # replans every step plans from late states too; docs/roundabout.md); 0 = windows inside the episode only
+    plan_pad_after: int = 0
 
     def __post_init__(self) -> None:
         if self.horizon < 1 or self.n_obs_steps < 1:
             raise ValueError("data.horizon and data.n_obs_steps must be >= 1")
+        if not 0 <= self.plan_pad_after < self.horizon:
+            raise ValueError(f"data.plan_pad_after must be in [0, horizon − 1 = {self.horizon - 1}], got "
+                             f"{self.plan_pad_after}")
         if self.n_obs_steps > self.horizon:
             raise ValueError(f"data.n_obs_steps ({self.n_obs_steps}) cannot exceed data.horizon ({self.horizon})")
         if not 0 < self.discount <= 1:
@@ -181,14 +187,17 @@ class ConditioningConfig:
     """Condition tokens of the plan-diffusion model (docs/conditioning.md, docs/ooc-maze2d.md).
 
     `kind`: none (inpainting only), concat (the flattened tokens join the time embedding) or cross_attention (a
-    cross-attention block after every encoder/decoder residual block). The tokens are the window's three
+    cross-attention block after every encoder/decoder residual block). `tokens`: waypoints = the window's three
     quarter-point states, normalized and embedded per scalar (`embed`: fourier = γ(p) with `n_freqs` frequencies and
-    the input kept, 21 numbers per scalar by default; identity = the normalized values). Training replaces the tokens
-    by the null tokens (zeros) with probability `p_uncond`, for classifier-free guidance.
+    the input kept, 21 numbers per scalar by default; identity = the normalized values); composition = one
+    categorical kind per road user of the window's first observation (the roundabout: null, ego, car, bicycle),
+    embedded by a learnable table of width `kind_dim` that the network owns. Training replaces the tokens by the null
+    tokens (zeros) with probability `p_uncond`, for classifier-free guidance.
     """
 
     kind: Literal["none", "concat", "cross_attention"] = "none"
-    tokens: Literal["waypoints"] = "waypoints"
+    tokens: Literal["waypoints", "composition"] = "waypoints"
+    kind_dim: int = 20  # composition tokens: width of the learnable embedding of one kind
     embed: Literal["fourier", "identity"] = "fourier"
     n_freqs: int = 10
     include_input: bool = True
@@ -201,6 +210,8 @@ class ConditioningConfig:
             raise ValueError(f"conditioning.n_freqs must be >= 0 (and > 0 without the input), got {self.n_freqs}")
         if not 0 <= self.p_uncond < 1:
             raise ValueError(f"conditioning.p_uncond must be in [0, 1), got {self.p_uncond}")
+        if self.kind_dim < 1:
+            raise ValueError(f"conditioning.kind_dim must be >= 1, got {self.kind_dim}")
 
     def per_scalar(self) -> int:
         """Numbers per embedded scalar: 1 + 2·n_freqs (fourier with the input), 2·n_freqs, or 1 (identity)."""
@@ -289,6 +300,9 @@ class RunConfig:
                              "it needs data.x_key='actions_observations' (and data.cond='none')")
         if self.data.x_key == "actions_observations" and self.teacher.kind != "ddpm":
             raise ValueError("data.x_key='actions_observations' plans are trained with teacher.kind='ddpm'")
+        if self.data.plan_pad_after and self.ooc.split != "none":
+            raise ValueError("data.plan_pad_after: the region-pair split counts windows inside episodes only; use 0 "
+                             "with ooc.split='region_pairs'")
         if self.conditioning.kind != "none" and self.data.cond != "none":
             raise ValueError(f"conditioning.kind={self.conditioning.kind!r} takes its condition from the tokens: set "
                              "data.cond='none'")

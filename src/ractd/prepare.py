@@ -172,7 +172,8 @@ class PlanWindows:
     """Training windows of a plan-diffusion model (docs/ooc-maze2d.md), a BatchSource.
 
     x (B, H, Da + Do) = [norm(actions), norm(states)] per step; cond = the condition tokens of the window's three
-    quarter-point states (`ractd.conditioning.condition_tokens`); obs (B, 1, Do) = the first normalized state. With
+    quarter-point states (`ractd.conditioning.condition_tokens`), or with composition tokens the kinds of its first
+    observation's road users (`kind_condition`); obs (B, 1, Do) = the first normalized state. With
     `ooc.split = region_pairs` only the windows whose (start region, goal region) pair is not held out are kept
     (`ractd.data.ooc_maze2d.training_split`); `split` holds the counts per pair.
     """
@@ -181,7 +182,8 @@ class PlanWindows:
         from .data.ooc_maze2d import training_split, waypoint_offsets
 
         self.cfg, self.prep = cfg, prep
-        spec = WindowSpec(horizon=cfg.data.horizon, n_obs_steps=1, x_key="actions", cond="history")
+        spec = WindowSpec(horizon=cfg.data.horizon, n_obs_steps=1, x_key="actions", cond="history",
+                          pad_after=cfg.data.plan_pad_after)
         self.windows = WindowDataset(prep.dataset, spec, prep.normalizers)
         self.offsets = waypoint_offsets(cfg.data.horizon)
         self.split = None
@@ -200,12 +202,18 @@ class PlanWindows:
     def get_batch(self, indices: np.ndarray) -> dict[str, Any]:
         import torch
 
-        from .conditioning import condition_tokens
+        from .conditioning import condition_tokens, kind_condition
 
         steps = self.windows.steps(self.index[np.asarray(indices)])
         ds, norms = self.prep.dataset, self.prep.normalizers
         states = norms["observations"].normalize(ds.observations[steps]).astype(np.float32)
         actions = norms["actions"].normalize(ds.actions[steps]).astype(np.float32)
-        waypoints = torch.from_numpy(np.ascontiguousarray(states[:, self.offsets]))
-        return {"x": np.concatenate([actions, states], axis=-1), "obs": states[:, :1],
-                "cond": condition_tokens(waypoints, self.cfg.conditioning)}
+        if self.cfg.conditioning.tokens == "composition":  # the kinds of the window's first observation
+            from .envs.roundabout_traffic import composition_tokens
+
+            kinds = torch.from_numpy(composition_tokens(ds.observations[steps[:, 0]]))
+            cond = kind_condition(kinds, self.cfg.conditioning)
+        else:
+            waypoints = torch.from_numpy(np.ascontiguousarray(states[:, self.offsets]))
+            cond = condition_tokens(waypoints, self.cfg.conditioning)
+        return {"x": np.concatenate([actions, states], axis=-1), "obs": states[:, :1], "cond": cond}

@@ -5,6 +5,7 @@ import torch
 
 from .attention import CrossAttention1D
 from .embeddings import FourierEmbedding, SinusoidalPosEmb, TimeEmbedding, TokenEmbedding
+from .kind_tokens import NULL_KIND, KindConditionedNet
 from .mlp import InverseDynamics, ResidualMLP
 from .unet import ConditionalUnet1D, insert_zero_time_columns
 
@@ -13,6 +14,8 @@ __all__ = [
     "CrossAttention1D",
     "FourierEmbedding",
     "InverseDynamics",
+    "KindConditionedNet",
+    "NULL_KIND",
     "ResidualMLP",
     "SinusoidalPosEmb",
     "TimeEmbedding",

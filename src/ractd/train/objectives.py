@@ -12,6 +12,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from ..conditioning import null_condition_for
 from ..diffusion import (
     CTMConfig,
     CTMDenoiser,
@@ -87,7 +88,7 @@ class TeacherObjective:
         x0, cond = batch["x"], batch["cond"]
         if self.kind == "ddpm":
             if self.p_uncond > 0:  # classifier-free guidance training: some conditions become the null one
-                cond = drop_condition(cond, self.p_uncond)
+                cond = drop_condition(cond, self.p_uncond, null=null_condition_for(cond))
             loss = ddpm_loss(model, x0, cond, self.ddpm, prediction=self.prediction, weights=self.loss_weights,
                              known_mask=self.known_mask)
             return loss, {"loss": loss}

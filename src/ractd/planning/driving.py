@@ -1,0 +1,105 @@
+"""A roundabout plan-diffusion run as a driving policy (docs/roundabout.md, "Diffusion planner").
+
+Every call replans from scratch: the kinds of the road users in the current observation (r(o)) are the condition,
+the observation is inpainted as the plan's first state, H steps of [one-hot action, observation] are sampled by DDPM
+through all T steps (with classifier-free guidance: conditional and null condition in one batched call per step),
+and the first planned action (the argmax of its one-hot channels) is executed. `act` has the signature of the
+roundabout's experts, so `evaluate_no_crash` and the expert-data tools take a `DiffusionDriver` as they take them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..artifact import Artifact, load_artifact
+from ..conditioning import kind_condition, null_condition_for
+from ..devices import check_device
+from ..diffusion import guided, known_states, sample_ddpm
+from ..envs.roundabout_traffic import BICYCLE, CAR, EGO, NULL, OBS_FEATURES, OBS_ROWS, composition_tokens
+
+KIND_SOURCES = ("true", "random")
+
+
+def random_kinds(kinds: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The control condition: every visible road user but the ego gets a kind drawn uniformly from car and bicycle;
+    absent rows stay null and the ego stays the ego."""
+    out = np.asarray(kinds).copy()
+    other = (out != NULL) & (out != EGO)
+    out[other] = rng.choice(np.array([CAR, BICYCLE]), size=int(other.sum()))
+    return out
+
+
+class DiffusionDriver:
+    """Acts in `ractd/Roundabout-OOC-v0` with a trained composition-conditioned plan model (`ooc-roundabout`).
+
+    `guidance` overrides the run's λ; `kinds` = true (r(o) of the observation) or random (`random_kinds`, the
+    ground-truth-vs-random control). The DDPM noise of a call is drawn from a generator seeded by the `rng` the
+    caller passes (the episode's), so an episode is reproducible; sampling is the method, so `deterministic` does
+    not change it.
+    """
+
+    def __init__(self, art: Artifact, guidance: float | None = None, kinds: str = "true", device: str = "cpu"):
+        cfg = art.config
+        if art.stage != "teacher" or cfg.conditioning.tokens != "composition":
+            raise ValueError(f"{art.path}: not a roundabout plan-diffusion run (a teacher with conditioning.tokens="
+                             f"'composition'; this is a {art.stage} with tokens={cfg.conditioning.tokens!r})")
+        if art.obs_dim != OBS_ROWS * len(OBS_FEATURES):
+            raise ValueError(f"{art.path}: observations of size {art.obs_dim}, the roundabout's are "
+                             f"{OBS_ROWS * len(OBS_FEATURES)}")
+        if kinds not in KIND_SOURCES:
+            raise ValueError(f"kinds must be one of {KIND_SOURCES}, got {kinds!r}")
+        self.art, self.cfg, self.kinds, self.device = art, cfg, kinds, check_device(device)
+        self.net = art.net.to(self.device).eval()
+        self.conditioned = cfg.conditioning.kind != "none"
+        self.guidance = float(cfg.guidance.scale if guidance is None else guidance) if self.conditioned else 0.0
+        if self.guidance < 0:
+            raise ValueError(f"the guidance scale must be >= 0, got {self.guidance}")
+        self.obs_norm, self.act_norm = art.normalizers["observations"], art.normalizers["actions"]
+
+    @property
+    def network_calls_per_action(self) -> int:
+        """T denoising steps; with guidance each is one call of twice the batch."""
+        return self.cfg.teacher.ddpm.num_train_steps
+
+    def describe(self) -> str:
+        g = f", guidance λ={self.guidance:g}" if self.conditioned else ""
+        return (f"plan diffusion ({self.cfg.conditioning.kind}{g}, {self.kinds} kinds), DDPM "
+                f"T={self.cfg.teacher.ddpm.num_train_steps}, {self.cfg.planning.inpaint} inpainting, "
+                f"H={self.cfg.data.horizon}")
+
+    @torch.no_grad()
+    def plan(self, observations: np.ndarray, kinds: np.ndarray, generator: torch.Generator | None = None
+             ) -> np.ndarray:
+        """Normalized plans (B, H, act_dim + obs_dim) from flat observations (B, 30) and kinds (B, 5)."""
+        cfg, act_dim = self.cfg, self.art.act_dim
+        obs = torch.as_tensor(self.obs_norm.normalize(np.asarray(observations, np.float32)), dtype=torch.float32,
+                              device=self.device)
+        b, h = obs.shape[0], cfg.data.horizon
+        cond = kind_condition(torch.as_tensor(np.asarray(kinds, np.int64)), cfg.conditioning).to(self.device)
+        net = self.net
+        if self.conditioned and self.guidance > 0:
+            net = guided(self.net, self.guidance, null=null_condition_for(cond), form=cfg.guidance.form)
+        x = torch.randn(b, h, act_dim + self.art.obs_dim, generator=generator).to(self.device)
+        return sample_ddpm(net, x, cond, cfg.teacher.ddpm, prediction=cfg.teacher.ddpm.prediction,
+                           clip_denoised=cfg.teacher.ddpm.clip_sample, known=known_states(h, act_dim, obs),
+                           inpaint=cfg.planning.inpaint, generator=generator).float().cpu().numpy()
+
+    def act(self, observations: np.ndarray, rng: np.random.Generator, deterministic: bool = True) -> np.ndarray:
+        """Action ids (B,) for observations (B, 5, 6) or (B, 30): the first action of a fresh plan each."""
+        obs = np.asarray(observations, np.float32).reshape(len(observations), -1)
+        kinds = composition_tokens(obs)
+        if self.kinds == "random":
+            kinds = random_kinds(kinds, rng)
+        generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
+        plans = self.plan(obs, kinds, generator)
+        first = self.act_norm.unnormalize(plans[:, 0, :self.art.act_dim])  # back to one-hot scale
+        return np.asarray(first, np.float64).argmax(axis=-1).astype(np.int64)
+
+
+def load_driver(run: str | Path, guidance: float | None = None, kinds: str = "true", device: str = "cpu",
+                weights: str = "model") -> DiffusionDriver:
+    """A roundabout plan-diffusion run folder as a `DiffusionDriver` (`weights`: model | ema)."""
+    return DiffusionDriver(load_artifact(run, weights=weights, expect_stage="teacher"), guidance, kinds, device)
