@@ -13,6 +13,8 @@ from __future__ import annotations
 # the six locomotion tasks run like hopper-medium (datasets rolled out from the shipped behaviour policies)
 LOCOMOTION_REST = tuple(f"{env}-{level}" for env in ("walker2d", "halfcheetah")
                         for level in ("medium", "medium-replay", "medium-expert"))
+# tasks whose RACTD student is also trained with 4× the steps (sections "<task>/long")
+LONG_STUDENT_TASKS = ("walker2d-medium", "halfcheetah-medium")
 # extra training seeds of a task's whole pipeline (seed 0 is the task's main section): sections "<task>/seed<k>"
 SEEDS = {"hopper-medium-replay": (1, 2, 3), "hopper-medium-expert": (1, 2), "hopper-medium": (1, 2),
          **{task: (1, 2) for task in LOCOMOTION_REST}}
@@ -35,6 +37,8 @@ TRAININGS = {
     ],
     # the 400-step one-step students of maze2d-medium plan rough paths: the same RACTD run with 4× the steps
     "maze2d-medium/long": [("student_long", "student", ["student.train.epochs=32"])],
+    # the one-step students of walker2d and halfcheetah stay far below their teachers at 400 steps: 4× the steps
+    **{f"{task}/long": [("student_long", "student", ["student.train.epochs=32"])] for task in LONG_STUDENT_TASKS},
     "hopper-medium": [
         ("teacher", "teacher", []), ("reward", "reward", []),
         ("ctd", "student", ["student.ctm.reward_weight=0"]), ("student", "student", []),
@@ -70,6 +74,7 @@ EVALS = {
     "maze2d-medium": [(r, s, c) for r, s in (("teacher", "heun"), ("ctd", "one_step"), ("student", "one_step"))
                       for c in ("tracking", "inverse_dynamics")],
     "maze2d-medium/long": [("student_long", "one_step", c) for c in ("tracking", "inverse_dynamics")],
+    **{f"{task}/long": [("student_long", "one_step", "tracking")] for task in LONG_STUDENT_TASKS},
     "hopper-medium": [("ctd", "one_step", "tracking"), ("student", "one_step", "tracking"),
                       ("teacher", "heun", "tracking")],
     "hopper-medium-replay/ddim": [("ddpm", "ddim:10", "tracking")],

@@ -11,7 +11,16 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
-from experiments import EVALS, SEEDS, STUDY, STUDY_SEEDS, STUDY_TASKS, seed_suffix, task_of  # scripts/experiments.py
+from experiments import (
+    EVALS,
+    LONG_STUDENT_TASKS,
+    SEEDS,
+    STUDY,
+    STUDY_SEEDS,
+    STUDY_TASKS,
+    seed_suffix,
+    task_of,
+)  # scripts/experiments.py
 from ooc_report import ooc_lines  # scripts/ooc_report.py
 from seed_report import seed_statistics_lines, study_lines  # scripts/seed_report.py
 
@@ -306,6 +315,22 @@ def render(out: Path, target: Path) -> None:
         lines.append(f"| {t} | {f'{data_mean:.1f}' if data_mean is not None else '–'} | "
                      f"{_fmt(_load(out, t, 'teacher-heun-tracking'))} | {_fmt(c)} | {_fmt(s)} | {paper} | {why} |")
     lines.append("")
+
+    # Distillation budget (sections <task>/long): the seed-0 RACTD student with 4× the student steps
+    long_rows = [(t, _load(out, t, "student_long-one_step-tracking")) for t in LONG_STUDENT_TASKS]
+    if any(d for _, d in long_rows):
+        lines += ["### Distillation budget", "",
+                  "The `cpu` preset distils for 400 optimizer steps. The same seed-0 teacher and reward model, "
+                  "RACTD distilled for 1,600 steps (`student.train.epochs=32`, section `<task>/long`):", "",
+                  "| task | teacher Heun | CTD, 400 steps | RACTD, 400 steps | RACTD, 1,600 steps | student training |",
+                  "|---|---|---|---|---|---|"]
+        for t, d in long_rows:
+            wall = timings.get(f"{t}/student_long")
+            lines.append(f"| {t} | {_fmt(_load(out, t, 'teacher-heun-tracking'))} | "
+                         f"{_fmt(_load(out, t, 'ctd-one_step-tracking'))} | "
+                         f"{_fmt(_load(out, t, 'student-one_step-tracking'))} | {_fmt(d)} | "
+                         f"{f'{wall / 60:.0f} min' if wall else '–'} |")
+        lines.append("")
 
     # Training-seed spread (sections <task>/seed<k>): the whole pipeline retrained with seed k
     lines += ["## Training seeds", "",

@@ -66,6 +66,13 @@ def seed_statistics_lines(out: Path, seeds: Mapping[str, Sequence[int]], seed_su
         mean, se = mean_and_se(scores[label])
         cells = " | ".join(f"{m:.1f} ± {s:.1f}" for m, s in zip(mean, se, strict=True))
         lines.append(f"| {label} | {cells} | {ci(agg[label]['iqm'])} | {ci(agg[label]['mean'])} |")
+    wins = {t: sum(per_task["RACTD"][t][k] > per_task["CTD"][t][k] for k in per_task["CTD"][t]) for t in tasks}
+    every = [t for t in tasks if wins[t] == n]
+    lines += ["", "RACTD above CTD on the same training seed: " + ", ".join(f"{t} {wins[t]}/{n}" for t in tasks)
+              + ". " + (f"On every seed: {', '.join(every)} (candidates for the embedded default, which must also "
+                        "fit `make demo`'s time budget)." if every else
+                        "No task has RACTD above CTD on every seed, so no task shows RACTD's advantage reliably "
+                        "enough to be the embedded default.")]
     lines += ["", f"P(RACTD > CTD) = {ci(poi, 2)}: "
               + ("the interval contains 0.5, so these runs do not show RACTD better than CTD."
                  if poi.low <= 0.5 <= poi.high else
