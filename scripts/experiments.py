@@ -74,7 +74,9 @@ EVALS = {
     "maze2d-medium": [(r, s, c) for r, s in (("teacher", "heun"), ("ctd", "one_step"), ("student", "one_step"))
                       for c in ("tracking", "inverse_dynamics")],
     "maze2d-medium/long": [("student_long", "one_step", c) for c in ("tracking", "inverse_dynamics")],
-    **{f"{task}/long": [("student_long", "one_step", "tracking")] for task in LONG_STUDENT_TASKS},
+    **{f"{task}/long": [(run, sampler, "tracking") for run in ("student_long", "student")
+                        for sampler in ("one_step", "multistep:4") if (run, sampler) != ("student", "one_step")]
+       for task in LONG_STUDENT_TASKS},
     "hopper-medium": [("ctd", "one_step", "tracking"), ("student", "one_step", "tracking"),
                       ("teacher", "heun", "tracking")],
     "hopper-medium-replay/ddim": [("ddpm", "ddim:10", "tracking")],

@@ -321,15 +321,17 @@ def render(out: Path, target: Path) -> None:
     if any(d for _, d in long_rows):
         lines += ["### Distillation budget", "",
                   "The `cpu` preset distils for 400 optimizer steps. The same seed-0 teacher and reward model, "
-                  "RACTD distilled for 1,600 steps (`student.train.epochs=32`, section `<task>/long`):", "",
-                  "| task | teacher Heun | CTD, 400 steps | RACTD, 400 steps | RACTD, 1,600 steps | student training |",
-                  "|---|---|---|---|---|---|"]
+                  "RACTD distilled for 1,600 steps (`student.train.epochs=32`, section `<task>/long`), each student "
+                  "sampled in one step (NFE 1) and in four (`multistep:4`, NFE 4):", "",
+                  "| task | teacher Heun (NFE 158) | CTD, 400 steps, NFE 1 | RACTD, 400 steps, NFE 1 | NFE 4 | "
+                  "RACTD, 1,600 steps, NFE 1 | NFE 4 | 1,600-step training |", "|---|---|---|---|---|---|---|---|"]
         for t, d in long_rows:
             wall = timings.get(f"{t}/student_long")
-            lines.append(f"| {t} | {_fmt(_load(out, t, 'teacher-heun-tracking'))} | "
-                         f"{_fmt(_load(out, t, 'ctd-one_step-tracking'))} | "
-                         f"{_fmt(_load(out, t, 'student-one_step-tracking'))} | {_fmt(d)} | "
-                         f"{f'{wall / 60:.0f} min' if wall else '–'} |")
+            cells = [_fmt(_load(out, t, stem)) for stem in (
+                "teacher-heun-tracking", "ctd-one_step-tracking", "student-one_step-tracking",
+                "student-multistep4-tracking")]
+            cells += [_fmt(d), _fmt(_load(out, t, "student_long-multistep4-tracking"))]
+            lines.append(f"| {t} | " + " | ".join(cells) + f" | {f'{wall / 60:.0f} min' if wall else '–'} |")
         lines.append("")
 
     # Training-seed spread (sections <task>/seed<k>): the whole pipeline retrained with seed k
