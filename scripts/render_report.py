@@ -333,6 +333,22 @@ def render(out: Path, target: Path) -> None:
             cells += [_fmt(d), _fmt(_load(out, t, "student_long-multistep4-tracking"))]
             lines.append(f"| {t} | " + " | ".join(cells) + f" | {f'{wall / 60:.0f} min' if wall else '–'} |")
         lines.append("")
+        for t, _ in long_rows:  # the reading, where every cell of a row ran
+            got = {stem: _load(out, t, stem) for stem in (
+                "teacher-heun-tracking", "student-one_step-tracking", "student-multistep4-tracking",
+                "student_long-one_step-tracking", "student_long-multistep4-tracking")}
+            if not all(got.values()):
+                continue
+            m = {k: v["normalized_score"]["mean"] for k, v in got.items()}
+            lines += [f"On {t}, four steps of the same students score {m['student-multistep4-tracking']:.1f} "
+                      f"(400 steps) and {m['student_long-multistep4-tracking']:.1f} (1,600) against the teacher's "
+                      f"{m['teacher-heun-tracking']:.1f}, while one step scores {m['student-one_step-tracking']:.1f} "
+                      f"and {m['student_long-one_step-tracking']:.1f}: "
+                      + ("the teacher and the multistep consistency map are fine, the one-step map is what fails, "
+                         "and four times the distillation steps do not fix it." if
+                         m["student_long-multistep4-tracking"] > 2 * m["student_long-one_step-tracking"] and
+                         m["student_long-one_step-tracking"] < 0.5 * m["teacher-heun-tracking"] else
+                         "no single stage stands out."), ""]
 
     # Training-seed spread (sections <task>/seed<k>): the whole pipeline retrained with seed k
     lines += ["## Training seeds", "",
