@@ -56,7 +56,8 @@ def seed_statistics_lines(out: Path, seeds: Mapping[str, Sequence[int]], seed_su
 
     lines = ["### Over tasks and seeds (rliable)", "",
              f"Tasks with {n} whole-pipeline training seeds for both students: {', '.join(tasks)} "
-             f"({len(tasks)} of the nine locomotion tasks; the others have no runs yet). Per task mean ± SE over "
+             f"({'all' if len(tasks) == 9 else len(tasks)} of the nine locomotion tasks"
+             f"{'' if len(tasks) == 9 else '; the others have no runs yet'}). Per task mean ± SE over "
              "seeds; aggregate IQM and mean over all runs × tasks with 95 % stratified bootstrap intervals (50,000 "
              "resamples); P(RACTD > CTD) is the probability that a RACTD run beats a CTD run on a random task, with "
              "its 95 % bootstrap interval.", "",
