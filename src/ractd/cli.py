@@ -246,11 +246,12 @@ def eval_command(
     seed, replanning every step: crashes per 100 episodes, success and return, mean ± SE over the seeds.
     """
     _threads(threads)
-    if _config_of(run).get("conditioning", {}).get("tokens") == "composition":
+    saved = _config_of(run)
+    if (saved.get("conditioning") or {}).get("tokens") == "composition":  # a roundabout plan-diffusion run
         _eval_roundabout(run, traffic, episodes, eval_seeds, seed, guidance, kinds, device, weights, workers, out,
                          overwrite)
         return
-    if split is not None or _is_plan_diffusion_run(run):
+    if split is not None or (saved.get("ooc") or {}).get("split", "none") != "none":  # an OOC Maze2d run
         _eval_ooc(run, split or "both", guidance, waypoints, seed, device, weights, closed_loop, tasks, out, plot,
                   overwrite)
         return
@@ -289,9 +290,12 @@ def _config_of(run: Path) -> dict:
     return cfg if isinstance(cfg, dict) else {}
 
 
-def _is_plan_diffusion_run(run: Path) -> bool:
-    """A run folder whose config says it plans [actions, states] with the OOC split (read without torch)."""
-    return (_config_of(run).get("ooc") or {}).get("split", "none") != "none"
+def _plan_weights(weights: str) -> str:
+    """The weights file of a plan-diffusion run for --weights: last → model, ema → ema (no online selection)."""
+    files = {"last": "model", "ema": "ema"}
+    if weights not in files:
+        raise ValueError(f"--weights: a plan-diffusion run has last or ema weights, got {weights!r}")
+    return files[weights]
 
 
 def _eval_roundabout(run: Path, traffic: list[str], episodes: int, eval_seeds: int, seed: int,
@@ -302,12 +306,9 @@ def _eval_roundabout(run: Path, traffic: list[str], episodes: int, eval_seeds: i
 
     from .api import evaluate_roundabout
 
-    files = {"last": "model", "ema": "ema"}
     try:
-        if weights not in files:
-            raise ValueError(f"--weights: a plan-diffusion run has last or ema weights, got {weights!r}")
         result = evaluate_roundabout(run, traffic or None, episodes, range(seed, seed + eval_seeds), guidance, kinds,
-                                     device, files[weights], workers, out, overwrite,
+                                     device, _plan_weights(weights), workers, out, overwrite,
                                      say=lambda line: console.print(escape(line)))
     except USER_ERRORS as e:
         _fail(e)
@@ -325,14 +326,12 @@ def _eval_ooc(run: Path, split: str, guidance: float | None, waypoints: str, see
 
     from .api import evaluate_ooc
 
-    files = {"last": "model", "ema": "ema"}
     try:
-        if weights not in files:
-            raise ValueError(f"--weights: a plan-diffusion run has last or ema weights, got {weights!r}")
+        weights_file = _plan_weights(weights)
         if split not in ("id", "ooc", "both"):
             raise ValueError(f"--split must be id, ooc or both, got {split!r}")
         splits = ("id", "ooc") if split == "both" else (split,)
-        result = evaluate_ooc(run, splits, guidance, waypoints, seed, device, files[weights], closed_loop, tasks,
+        result = evaluate_ooc(run, splits, guidance, waypoints, seed, device, weights_file, closed_loop, tasks,
                               out, plot or True, overwrite, say=lambda line: console.print(escape(line)))
     except USER_ERRORS as e:
         _fail(e)

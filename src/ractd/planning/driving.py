@@ -15,10 +15,11 @@ import numpy as np
 import torch
 
 from ..artifact import Artifact, load_artifact
-from ..conditioning import kind_condition, null_condition_for
+from ..conditioning import kind_condition
 from ..devices import check_device
-from ..diffusion import guided, known_states, sample_ddpm
+from ..diffusion import known_states, sample_ddpm
 from ..envs.roundabout_traffic import BICYCLE, CAR, EGO, NULL, OBS_FEATURES, OBS_ROWS, composition_tokens
+from .plan_diffusion import guidance_scale, guided_network
 
 KIND_SOURCES = ("true", "random")
 
@@ -54,9 +55,7 @@ class DiffusionDriver:
         self.art, self.cfg, self.kinds, self.device = art, cfg, kinds, check_device(device)
         self.net = art.net.to(self.device).eval()
         self.conditioned = cfg.conditioning.kind != "none"
-        self.guidance = float(cfg.guidance.scale if guidance is None else guidance) if self.conditioned else 0.0
-        if self.guidance < 0:
-            raise ValueError(f"the guidance scale must be >= 0, got {self.guidance}")
+        self.guidance = guidance_scale(cfg, guidance)
         self.obs_norm, self.act_norm = art.normalizers["observations"], art.normalizers["actions"]
 
     @property
@@ -79,9 +78,7 @@ class DiffusionDriver:
                               device=self.device)
         b, h = obs.shape[0], cfg.data.horizon
         cond = kind_condition(torch.as_tensor(np.asarray(kinds, np.int64)), cfg.conditioning).to(self.device)
-        net = self.net
-        if self.conditioned and self.guidance > 0:
-            net = guided(self.net, self.guidance, null=null_condition_for(cond), form=cfg.guidance.form)
+        net = guided_network(self.net, cfg, self.guidance, cond)
         x = torch.randn(b, h, act_dim + self.art.obs_dim, generator=generator).to(self.device)
         return sample_ddpm(net, x, cond, cfg.teacher.ddpm, prediction=cfg.teacher.ddpm.prediction,
                            clip_denoised=cfg.teacher.ddpm.clip_sample, known=known_states(h, act_dim, obs),

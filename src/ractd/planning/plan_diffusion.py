@@ -9,16 +9,39 @@ predictions come from one batched network call per step and are combined as (1 +
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from ..artifact import Artifact, load_artifact
-from ..conditioning import condition_tokens
+from ..conditioning import condition_tokens, null_condition_for
 from ..devices import check_device
 from ..diffusion import guided, known_states, sample_ddpm
+
+if TYPE_CHECKING:
+    from ..config import RunConfig
+
+
+def guidance_scale(cfg: RunConfig, guidance: float | None = None) -> float:
+    """λ of a plan-diffusion run (`guidance` overrides the run's `guidance.scale`); 0 for an unconditioned one."""
+    if cfg.conditioning.kind == "none":
+        return 0.0
+    scale = float(cfg.guidance.scale if guidance is None else guidance)
+    if scale < 0:
+        raise ValueError(f"the guidance scale must be >= 0, got {scale}")
+    return scale
+
+
+def guided_network(net: Callable, cfg: RunConfig, scale: float, cond: torch.Tensor) -> Callable:
+    """`net`, or with λ = `scale` > 0 its classifier-free-guided version (one batched call per step) whose null
+    condition fits `cond` (zero tokens, or every kind NULL_KIND)."""
+    if scale > 0:
+        return guided(net, scale, null=null_condition_for(cond), form=cfg.guidance.form)
+    return net
 
 
 @dataclass
@@ -45,9 +68,7 @@ class PlanDiffusionPlanner:
         self.art, self.cfg, self.device, self.seed = art, cfg, check_device(device), seed
         self.net = art.net.to(self.device).eval()
         self.conditioned = cfg.conditioning.kind != "none"
-        self.guidance = float(cfg.guidance.scale if guidance is None else guidance) if self.conditioned else 0.0
-        if self.guidance < 0:
-            raise ValueError(f"the guidance scale must be >= 0, got {self.guidance}")
+        self.guidance = guidance_scale(cfg, guidance)
         self.max_batch = max_batch
         self.norm = art.normalizers["observations"]
         self.act_norm = art.normalizers["actions"]
@@ -66,14 +87,6 @@ class PlanDiffusionPlanner:
         return (f"plan diffusion ({self.cfg.conditioning.kind}{g}), DDPM T={self.cfg.teacher.ddpm.num_train_steps}, "
                 f"{self.cfg.teacher.ddpm.prediction} prediction, {self.cfg.planning.inpaint} inpainting, "
                 f"H={self.horizon}")
-
-    def _network(self):
-        def net(x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-            return self.net(x, t, cond=cond)
-
-        if self.conditioned and self.guidance > 0:
-            return guided(net, self.guidance, form=self.cfg.guidance.form)
-        return net
 
     def _normalize(self, states: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(self.norm.normalize(np.asarray(states, dtype=np.float32)), dtype=torch.float32,
@@ -112,7 +125,8 @@ class PlanDiffusionPlanner:
                                      generator=torch.Generator().manual_seed(self.seed + first + i))
                          for i in range(b)]).to(self.device)
         gen = torch.Generator(device=self.device).manual_seed(self.seed + first)
-        x = sample_ddpm(self._network(), x, cond, cfg.teacher.ddpm, prediction=cfg.teacher.ddpm.prediction,
+        net = guided_network(self.net, cfg, self.guidance, cond)
+        x = sample_ddpm(net, x, cond, cfg.teacher.ddpm, prediction=cfg.teacher.ddpm.prediction,
                         clip_denoised=cfg.teacher.ddpm.clip_sample, known=known, inpaint=cfg.planning.inpaint,
                         generator=gen)
         x = x.float().cpu().numpy()
