@@ -302,14 +302,17 @@ def _first_tasks(tasks: Any, n: int) -> Any:
 
 def evaluate_roundabout(run: str | Path, traffics: Sequence[str] | None = None, episodes: int = 100,
                         seeds: Sequence[int] = (0, 1, 2), guidance: float | None = None, kinds: str = "true",
-                        device: str = "cpu", weights: str = "model", workers: int = 1,
+                        device: str = "cpu", weights: str = "model", workers: int = 1, batch: int = 100,
                         out: str | Path | None = None, overwrite: bool = False,
                         say: Callable[[str], None] | None = print) -> dict[str, Any]:
     """`ractd eval RUN` of a roundabout plan-diffusion run: the run as a driver (`DiffusionDriver`, replanning every
     step) over the test `traffics` (default: mixed and the bicycle-heavy test-2) × evaluation `seeds`, `episodes`
     each; crashes per 100 episodes, success and return, mean ± SE over the seeds; written to `out` (JSON).
 
-    `guidance` overrides the run's λ; `kinds="random"` conditions on random car/bicycle kinds (the control)."""
+    `guidance` overrides the run's λ; `kinds="random"` conditions on random car/bicycle kinds (the control). Each of
+    `workers` processes steps `batch` episodes together, one batched planner call per step; each episode draws its
+    noise from its own generator, so the results do not depend on `workers` or `batch` (up to float rounding of
+    batched network calls)."""
     import time
 
     from .evaluate import check_result_path
@@ -330,8 +333,8 @@ def evaluate_roundabout(run: str | Path, traffics: Sequence[str] | None = None, 
     result: dict[str, Any] = {
         "run": str(run), "weights": weights, "planner": driver.describe(), "conditioning": driver.cfg.conditioning.kind,
         "guidance": driver.guidance if driver.conditioned else None, "kinds": kinds, "episodes": episodes,
-        "seeds": list(seeds), "network_calls_per_action": driver.network_calls_per_action,
-        "traffic": evaluate_driver(driver, traffics, episodes, seeds, workers, say)}
+        "seeds": list(seeds), "network_calls_per_action": driver.network_calls_per_action, "workers": workers,
+        "batch": batch, "traffic": evaluate_driver(driver, traffics, episodes, seeds, workers, batch, say)}
     result["seconds"] = time.perf_counter() - started
     write_json(out, result)
     result["path"] = str(out)

@@ -202,7 +202,7 @@ def eval_command(
                                     "nEPISODES-seedSEED.json, with the controller after the sampler for Maze2d)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing result file."),
     max_parallel: int = typer.Option(100, "--max-parallel", help="Environments stepped together (batched planner "
-                                     "calls)."),
+                                     "calls; roundabout: in each worker)."),
     device: str = typer.Option("cpu", "--device", help="cpu | cuda | cuda:N | mps"),
     threads: int = typer.Option(1, "--threads", help="torch CPU threads (0 = torch default)."),
     split: str | None = typer.Option(None, "--split", help="Out-of-combination benchmark (a run of an ooc-* "
@@ -248,8 +248,8 @@ def eval_command(
     _threads(threads)
     saved = _config_of(run)
     if (saved.get("conditioning") or {}).get("tokens") == "composition":  # a roundabout plan-diffusion run
-        _eval_roundabout(run, traffic, episodes, eval_seeds, seed, guidance, kinds, device, weights, workers, out,
-                         overwrite)
+        _eval_roundabout(run, traffic, episodes, eval_seeds, seed, guidance, kinds, device, weights, workers,
+                         max_parallel, out, overwrite)
         return
     if split is not None or (saved.get("ooc") or {}).get("split", "none") != "none":  # an OOC Maze2d run
         _eval_ooc(run, split or "both", guidance, waypoints, seed, device, weights, closed_loop, tasks, out, plot,
@@ -299,8 +299,8 @@ def _plan_weights(weights: str) -> str:
 
 
 def _eval_roundabout(run: Path, traffic: list[str], episodes: int, eval_seeds: int, seed: int,
-                     guidance: float | None, kinds: str, device: str, weights: str, workers: int, out: Path | None,
-                     overwrite: bool) -> None:
+                     guidance: float | None, kinds: str, device: str, weights: str, workers: int, batch: int,
+                     out: Path | None, overwrite: bool) -> None:
     """`ractd eval RUN` of a roundabout run: the Python API's `ractd.api.evaluate_roundabout`, one-line errors."""
     from rich.markup import escape
 
@@ -308,7 +308,7 @@ def _eval_roundabout(run: Path, traffic: list[str], episodes: int, eval_seeds: i
 
     try:
         result = evaluate_roundabout(run, traffic or None, episodes, range(seed, seed + eval_seeds), guidance, kinds,
-                                     device, _plan_weights(weights), workers, out, overwrite,
+                                     device, _plan_weights(weights), workers, batch, out, overwrite,
                                      say=lambda line: console.print(escape(line)))
     except USER_ERRORS as e:
         _fail(e)

@@ -206,3 +206,33 @@ def test_episodes_do_not_depend_on_the_number_of_workers() -> None:
     assert all(np.array_equal(one.arrays[k], two.arrays[k]) for k in one.arrays)
     assert rb.evaluate_no_crash(rb.ConstantPolicy(), "mixed", 4, seed=3, workers=2) == \
         rb.evaluate_no_crash(rb.ConstantPolicy(), "mixed", 4, seed=3, workers=1)
+
+
+def test_sampled_actions_with_one_generator_per_row_match_row_by_row_draws() -> None:
+    w = np.random.default_rng(1).normal(size=(5, 30)).astype(np.float32)
+    policy = rb.CategoricalMLPPolicy(weights=[(w, np.zeros(5, np.float32))], activation="tanh")
+    obs = np.random.default_rng(2).normal(size=(4, 30)).astype(np.float32)
+    batched = policy.act(obs, [np.random.default_rng([s, 1]) for s in range(4)], deterministic=False)
+    alone = [policy.act(obs[i:i + 1], np.random.default_rng([i, 1]), deterministic=False)[0] for i in range(4)]
+    assert batched.tolist() == alone
+    with pytest.raises(ValueError, match="3 generators for a batch of 4"):
+        policy.act(obs, [np.random.default_rng(0)] * 3, deterministic=False)
+
+
+def test_lockstep_episodes_equal_one_at_a_time() -> None:
+    """Episodes stepped together (one act call for all per step) are the episodes stepped alone: sampled actions
+    draw from each episode's own generator, and episodes of different lengths (crashes) leave the batch early."""
+    w = np.random.default_rng(3).normal(size=(5, 30)).astype(np.float32)
+    policy = rb.CategoricalMLPPolicy(weights=[(w, np.zeros(5, np.float32))], activation="tanh")
+    seeds = rb.episode_seeds(7, 0, 5)
+    alone = rb.run_episodes(policy, "mixed", seeds, deterministic=False)
+    together = rb.run_episodes(policy, "mixed", seeds, deterministic=False, batch=3)
+    assert [e.seed for e in together] == seeds
+    assert len({e.length for e in alone}) > 1  # the batch really holds episodes that end at different steps
+    for a, b in zip(alone, together, strict=True):
+        assert np.array_equal(a.actions, b.actions) and np.array_equal(a.observations, b.observations)
+        assert np.array_equal(a.rewards, b.rewards) and a.crashed == b.crashed
+    assert rb.evaluate_no_crash(policy, "mixed", 5, seed=7, deterministic=False, batch=4) == \
+        rb.evaluate_no_crash(policy, "mixed", 5, seed=7, deterministic=False)
+    with pytest.raises(ValueError, match="batch must be >= 1"):
+        rb.run_episodes(policy, "mixed", seeds, batch=0)

@@ -61,8 +61,22 @@ def test_a_trained_model_drives_reproducibly(runs, name):
     first = rb.evaluate_no_crash(driver, "mixed", episodes=2, seed=0)
     assert first["episodes"] == 2 and 0.0 <= first["no_crash_rate"] <= 1.0 and first["length_mean"] > 0
     assert rb.evaluate_no_crash(driver, "mixed", episodes=2, seed=0) == first  # the episode seeds fix the noise
-    actions = driver.act(np.zeros((3, 30), np.float32), np.random.default_rng(0))
+    actions = driver.act(np.zeros((3, 30), np.float32), [np.random.default_rng(i) for i in range(3)])
     assert actions.shape == (3,) and actions.dtype == np.int64 and ((actions >= 0) & (actions < 5)).all()
+    with pytest.raises(ValueError, match="one generator for a batch of 3 rows"):
+        driver.act(np.zeros((3, 30), np.float32), np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("kinds", ["true", "random"])
+def test_episodes_driven_together_equal_episodes_driven_alone(runs, kinds):
+    """One batched planner call per step for several episodes gives each episode the plans it gets alone (its noise
+    and random kinds come from its own generator)."""
+    driver = load_driver(runs / "xattn", kinds=kinds)
+    seeds = rb.episode_seeds(4, 0, 3)
+    alone = rb.run_episodes(driver, "mixed", seeds)
+    together = rb.run_episodes(driver, "mixed", seeds, batch=3)
+    for a, b in zip(alone, together, strict=True):
+        assert np.array_equal(a.actions, b.actions) and np.array_equal(a.observations, b.observations)
 
 
 def test_guidance_and_random_kinds(runs):
@@ -109,3 +123,34 @@ def test_ractd_eval_drives_a_roundabout_run(runs, tmp_path):
     assert again.exit_code != 0 and "already there" in again.output  # never overwritten silently
     bad = CliRunner().invoke(app, ["eval", str(runs / "xattn"), "--traffic", "trucks", "--out", str(tmp_path / "b")])
     assert bad.exit_code != 0 and "unknown roundabout traffic 'trucks'" in bad.output
+
+
+def test_bc_baseline_learns_the_expert_action_and_drives(roundabout_data, tmp_path):
+    """The BC-MLP baseline trained through the training loop on a rule that depends on the observation reaches the
+    rule on the training observations, reloads from safetensors + JSON, and drives with the experts' signature."""
+    from ractd.data.d4rl import load_d4rl
+    from ractd.loop_config import LoopConfig
+    from ractd.planning.driving import load_bc_driver
+    from ractd.train.bc import train_bc_policy
+
+    data = load_d4rl(roundabout_data / "roundabout-experts.hdf5")
+    obs = data.observations
+    rule = np.where(obs[:, 6 + 1] > obs[:, 1], 3, 4)  # FASTER when the nearest road user is east of the ego
+    assert 0.1 < (rule == 3).mean() < 0.9
+    cfg = LoopConfig(epochs=60, batch_size=32, lr=3e-3, warmup_steps=0, weight_decay=0.0, ema=False,
+                     checkpoint_every=0, tensorboard=False, log_every=10)
+    result = train_bc_policy(obs, np.eye(5)[rule], tmp_path / "bc", cfg, hidden=(32, 32), progress=False)
+    driver = load_bc_driver(result.run_dir)
+    assert driver.num_parameters == 30 * 32 + 32 + 32 * 32 + 32 + 32 * 5 + 5
+    rngs = [np.random.default_rng(i) for i in range(len(obs))]
+    assert (driver.act(obs, rngs) == rule).mean() >= 0.9
+    assert rb.evaluate_no_crash(driver, "mixed", episodes=2, seed=0, batch=2)["episodes"] == 2
+    with pytest.raises(ValueError, match="not a BC policy run"):
+        load_bc_driver(runs_dir_without_bc(tmp_path))
+
+
+def runs_dir_without_bc(tmp_path):
+    d = tmp_path / "other"
+    d.mkdir()
+    (d / "meta.json").write_text("{}")
+    return d

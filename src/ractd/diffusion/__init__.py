@@ -53,9 +53,11 @@ from .guidance import (
     null_condition,
 )
 from .inpaint import INPAINT_MODES, KnownEntries, impose_known, impose_known_noised, known_states
+from .noise import gaussian_noise
 from .sampling import heun_nfe, heun_step, initial_noise, sample_euler, sample_heun
 
 __all__ = [
+    "gaussian_noise",
     "GUIDANCE_FORMS",
     "INPAINT_MODES",
     "PREDICTIONS",

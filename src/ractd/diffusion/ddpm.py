@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from .inpaint import INPAINT_MODES, KnownEntries, impose_known, impose_known_noised
+from .noise import Generators, gaussian_noise
 
 PREDICTIONS = ("epsilon", "x0")
 
@@ -139,14 +140,15 @@ def sample_ddpm(
     clip_denoised: bool | None = None,
     known: KnownEntries | None = None,
     inpaint: str = "noised",
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
 ) -> torch.Tensor:
     """Ancestral DDPM sampling from x = x_T ~ N(0, I) through all T steps: exactly T network evaluations.
 
     Each step predicts x̂0 (from x0 or ε output; clipped to [−1, 1] if `clip_denoised`, default `cfg.clip_sample`)
     and draws x_{t−1} from the posterior q(x_{t−1} | x_t, x̂0) (`ddpm_step`). With `known`, the known entries are
     imposed as `inpaint` says (`noised` or `clean`, see `inpaint.py`) and equal their values exactly in the result.
-    For classifier-free guidance pass `guidance.guided(net, λ)` as `net`.
+    For classifier-free guidance pass `guidance.guided(net, λ)` as `net`. `generator` may be one per batch row
+    (`noise.gaussian_noise`), so that each row's sample does not depend on the rest of the batch.
     """
     check_prediction(prediction)
     if inpaint not in INPAINT_MODES:
@@ -165,7 +167,7 @@ def sample_ddpm(
         x0_hat = x0_from_output(out, x, alpha_bar[t], prediction)
         if clip:
             x0_hat = x0_hat.clamp(-1, 1)
-        noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype) if t > 0 else None
+        noise = gaussian_noise(x.shape, generator, x.device, x.dtype) if t > 0 else None
         x = ddpm_step(x, x0_hat, t, coefficients, noise)
         if known is not None and inpaint == "clean":
             x = impose_known(x, known)

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .noise import Generators, gaussian_noise
+
 INPAINT_MODES = ("noised", "clean")
 
 
@@ -69,8 +71,8 @@ def impose_known(x: torch.Tensor, known: KnownEntries) -> torch.Tensor:
 
 
 def impose_known_noised(x: torch.Tensor, known: KnownEntries, alpha_bar_t: torch.Tensor,
-                        generator: torch.Generator | None = None) -> torch.Tensor:
+                        generator: Generators = None) -> torch.Tensor:
     """x with the known entries replaced by √ᾱ_t·v + √(1 − ᾱ_t)·ξ, ξ ~ N(0, I): their forward-noised value at step t."""
-    xi = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    xi = gaussian_noise(x.shape, generator, x.device, x.dtype)
     noised = alpha_bar_t.sqrt() * known.values.to(x.dtype) + (1 - alpha_bar_t).sqrt() * xi
     return torch.where(known.mask, noised, x)

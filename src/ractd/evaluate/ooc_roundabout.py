@@ -29,9 +29,11 @@ def mean_se(values: Sequence[float]) -> dict[str, float]:
 
 
 def evaluate_driver(policy: Policy, traffics: Sequence[str] = DEFAULT_TRAFFICS, episodes: int = 100,
-                    seeds: Sequence[int] = (0, 1, 2), workers: int = 1, say: Any = None) -> dict[str, Any]:
+                    seeds: Sequence[int] = (0, 1, 2), workers: int = 1, batch: int = 1, say: Any = None
+                    ) -> dict[str, Any]:
     """{traffic: {"per_seed": [evaluate_no_crash result + seconds, ...], "crashes_per_100", "success", "return":
-    mean ± SE over seeds}} for `episodes` episodes per traffic and seed."""
+    mean ± SE over seeds}} for `episodes` episodes per traffic and seed, `batch` episodes stepped together in each
+    of `workers` processes (the episodes do not depend on either)."""
     for t in traffics:
         check_traffic(t)
     if not seeds:
@@ -41,7 +43,7 @@ def evaluate_driver(policy: Policy, traffics: Sequence[str] = DEFAULT_TRAFFICS, 
         per_seed = []
         for k in seeds:
             start = time.perf_counter()
-            r = evaluate_no_crash(policy, traffic, episodes, [int(k), EVAL_STREAM], workers=workers)
+            r = evaluate_no_crash(policy, traffic, episodes, [int(k), EVAL_STREAM], workers=workers, batch=batch)
             r["seed"], r["seconds"] = int(k), round(time.perf_counter() - start, 2)
             per_seed.append(r)
             if say:

@@ -16,8 +16,10 @@ import torch
 
 from ..artifact import Artifact, load_artifact
 from ..conditioning import kind_condition
+from ..data.generate.roundabout import Rngs, categorical_actions
 from ..devices import check_device
 from ..diffusion import known_states, sample_ddpm
+from ..diffusion.noise import Generators, gaussian_noise
 from ..envs.roundabout_traffic import BICYCLE, CAR, EGO, NULL, OBS_FEATURES, OBS_ROWS, composition_tokens
 from .plan_diffusion import guidance_scale, guided_network
 
@@ -33,13 +35,25 @@ def random_kinds(kinds: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
+def per_row(rng: Rngs, n: int) -> list[np.random.Generator]:
+    """One generator per batch row: `rng` itself when the batch has one row, else the rows' own generators."""
+    if isinstance(rng, np.random.Generator):
+        if n != 1:
+            raise ValueError(f"one generator for a batch of {n} rows; pass one per row (episodes are independent)")
+        return [rng]
+    rngs = list(rng)
+    if len(rngs) != n:
+        raise ValueError(f"{len(rngs)} generators for a batch of {n} rows; pass one per row")
+    return rngs
+
+
 class DiffusionDriver:
     """Acts in `ractd/Roundabout-OOC-v0` with a trained composition-conditioned plan model (`ooc-roundabout`).
 
     `guidance` overrides the run's λ; `kinds` = true (r(o) of the observation) or random (`random_kinds`, the
-    ground-truth-vs-random control). The DDPM noise of a call is drawn from a generator seeded by the `rng` the
-    caller passes (the episode's), so an episode is reproducible; sampling is the method, so `deterministic` does
-    not change it.
+    ground-truth-vs-random control). The DDPM noise of each row is drawn from a generator seeded by that row's
+    `rng` (its episode's), so an episode is reproducible and does not depend on the episodes batched with it;
+    sampling is the method, so `deterministic` does not change it.
     """
 
     def __init__(self, art: Artifact, guidance: float | None = None, kinds: str = "true", device: str = "cpu"):
@@ -70,28 +84,30 @@ class DiffusionDriver:
                 f"H={self.cfg.data.horizon}")
 
     @torch.no_grad()
-    def plan(self, observations: np.ndarray, kinds: np.ndarray, generator: torch.Generator | None = None
-             ) -> np.ndarray:
-        """Normalized plans (B, H, act_dim + obs_dim) from flat observations (B, 30) and kinds (B, 5)."""
+    def plan(self, observations: np.ndarray, kinds: np.ndarray, generator: Generators = None) -> np.ndarray:
+        """Normalized plans (B, H, act_dim + obs_dim) from flat observations (B, 30) and kinds (B, 5); `generator`:
+        one for the batch or one per row."""
         cfg, act_dim = self.cfg, self.art.act_dim
         obs = torch.as_tensor(self.obs_norm.normalize(np.asarray(observations, np.float32)), dtype=torch.float32,
                               device=self.device)
         b, h = obs.shape[0], cfg.data.horizon
         cond = kind_condition(torch.as_tensor(np.asarray(kinds, np.int64)), cfg.conditioning).to(self.device)
         net = guided_network(self.net, cfg, self.guidance, cond)
-        x = torch.randn(b, h, act_dim + self.art.obs_dim, generator=generator).to(self.device)
+        x = gaussian_noise((b, h, act_dim + self.art.obs_dim), generator).to(self.device)
         return sample_ddpm(net, x, cond, cfg.teacher.ddpm, prediction=cfg.teacher.ddpm.prediction,
                            clip_denoised=cfg.teacher.ddpm.clip_sample, known=known_states(h, act_dim, obs),
                            inpaint=cfg.planning.inpaint, generator=generator).float().cpu().numpy()
 
-    def act(self, observations: np.ndarray, rng: np.random.Generator, deterministic: bool = True) -> np.ndarray:
-        """Action ids (B,) for observations (B, 5, 6) or (B, 30): the first action of a fresh plan each."""
+    def act(self, observations: np.ndarray, rng: Rngs, deterministic: bool = True) -> np.ndarray:
+        """Action ids (B,) for observations (B, 5, 6) or (B, 30): the first action of a fresh plan each; `rng`: one
+        generator per row (one generator only for a single row)."""
         obs = np.asarray(observations, np.float32).reshape(len(observations), -1)
+        rngs = per_row(rng, len(obs))
         kinds = composition_tokens(obs)
         if self.kinds == "random":
-            kinds = random_kinds(kinds, rng)
-        generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
-        plans = self.plan(obs, kinds, generator)
+            kinds = np.stack([random_kinds(k, g) for k, g in zip(kinds, rngs, strict=True)])
+        generators = [torch.Generator().manual_seed(int(g.integers(2**62))) for g in rngs]
+        plans = self.plan(obs, kinds, generators)
         first = self.act_norm.unnormalize(plans[:, 0, :self.art.act_dim])  # back to one-hot scale
         return np.asarray(first, np.float64).argmax(axis=-1).astype(np.int64)
 
@@ -100,3 +116,41 @@ def load_driver(run: str | Path, guidance: float | None = None, kinds: str = "tr
                 weights: str = "model") -> DiffusionDriver:
     """A roundabout plan-diffusion run folder as a `DiffusionDriver` (`weights`: model | ema)."""
     return DiffusionDriver(load_artifact(run, weights=weights, expect_stage="teacher"), guidance, kinds, device)
+
+
+class BCDriver:
+    """The BC-MLP baseline (`ractd.train.bc.train_bc_policy`) with the experts' `act`: the argmax of its logits, or
+    a draw from their softmax with each row's generator when not `deterministic`."""
+
+    def __init__(self, net: torch.nn.Module):
+        self.net = net.eval()
+
+    @torch.no_grad()
+    def act(self, observations: np.ndarray, rng: Rngs, deterministic: bool = True) -> np.ndarray:
+        obs = torch.as_tensor(np.asarray(observations, np.float32).reshape(len(observations), -1))
+        return categorical_actions(self.net(obs).numpy(), rng, deterministic)
+
+    @property
+    def num_parameters(self) -> int:
+        return int(sum(p.numel() for p in self.net.parameters()))
+
+
+def load_bc_driver(run: str | Path, weights: str = "model") -> BCDriver:
+    """A `train_bc_policy` run folder as a `BCDriver` (`weights`: model | ema): safetensors and JSON, no pickle."""
+    from safetensors.torch import load_file
+
+    from ..io import read_json
+    from ..nn.mlp import BCPolicyMLP
+    from ..train.bc import BC_META_KEY
+
+    run = Path(run)
+    meta = read_json(run / "meta.json")
+    if BC_META_KEY not in meta:
+        raise ValueError(f"{run / 'meta.json'}: no {BC_META_KEY!r} entry; not a BC policy run (train_bc_policy)")
+    shape = meta[BC_META_KEY]
+    net = BCPolicyMLP(int(shape["obs_dim"]), int(shape["n_actions"]), [int(h) for h in shape["hidden"]])
+    path = run / f"{weights}.safetensors"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found (weights: model | ema)")
+    net.load_state_dict(load_file(str(path)))
+    return BCDriver(net)

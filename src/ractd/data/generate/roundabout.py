@@ -46,11 +46,36 @@ EXPERT_KIND = "categorical_mlp_policy"
 FORMAT = 1
 
 
-class Policy(Protocol):
-    """Maps a batch of observations (B, 5, 6) or (B, 30) to a batch of action ids (B,)."""
+Rngs = np.random.Generator | Sequence[np.random.Generator]
 
-    def act(self, observations: np.ndarray, rng: np.random.Generator, deterministic: bool = True) -> np.ndarray:
+
+class Policy(Protocol):
+    """Maps a batch of observations (B, 5, 6) or (B, 30) to a batch of action ids (B,). `rng` is one generator
+    for the batch, or one per row (the episodes' own, when episodes are stepped together: `run_episodes`)."""
+
+    def act(self, observations: np.ndarray, rng: Rngs, deterministic: bool = True) -> np.ndarray:
         ...
+
+
+def categorical_actions(logits: np.ndarray, rng: Rngs, deterministic: bool = True) -> np.ndarray:
+    """Action ids (B,) from logits (B, K): the argmax, or a draw from softmax(logits) by inverse CDF with `rng`."""
+    logits = np.asarray(logits)
+    if deterministic:
+        return logits.argmax(axis=-1).astype(np.int64)
+    p = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    cdf = np.cumsum(p / p.sum(axis=-1, keepdims=True), axis=-1)
+    u = uniform_per_row(rng, len(cdf))
+    return np.minimum((u > cdf).sum(axis=-1), cdf.shape[-1] - 1).astype(np.int64)
+
+
+def uniform_per_row(rng: Rngs, n: int) -> np.ndarray:
+    """(n, 1) uniform draws: n from one generator, or one from each of n per-row generators."""
+    if isinstance(rng, np.random.Generator):
+        return rng.random((n, 1))
+    rngs = list(rng)
+    if len(rngs) != n:
+        raise ValueError(f"{len(rngs)} generators for a batch of {n} observations; pass one per row")
+    return np.array([g.random(1) for g in rngs]).reshape(n, 1)
 
 
 # --------------------------------------------------------------------------- recipes
@@ -146,16 +171,9 @@ class CategoricalMLPPolicy:
             raise ValueError("this policy was saved without its value network")
         return _mlp(self.value_weights, self.activation, flat_observations(observations))[..., 0]
 
-    def act(self, observations: np.ndarray, rng: np.random.Generator, deterministic: bool = True) -> np.ndarray:
-        """Action ids (B,): argmax of the logits, or a draw from the softmax with `rng`."""
-        logits = self.logits(observations)
-        if deterministic:
-            return logits.argmax(axis=-1).astype(np.int64)
-        z = logits - logits.max(axis=-1, keepdims=True)
-        p = np.exp(z)
-        cdf = np.cumsum(p / p.sum(axis=-1, keepdims=True), axis=-1)
-        u = rng.random((*cdf.shape[:-1], 1))
-        return np.minimum((u > cdf).sum(axis=-1), cdf.shape[-1] - 1).astype(np.int64)
+    def act(self, observations: np.ndarray, rng: Rngs, deterministic: bool = True) -> np.ndarray:
+        """Action ids (B,): argmax of the logits, or a draw from the softmax with `rng` (one, or one per row)."""
+        return categorical_actions(self.logits(observations), rng, deterministic)
 
     @property
     def num_parameters(self) -> int:
@@ -226,7 +244,7 @@ class ConstantPolicy:
 
     action: int = IDLE
 
-    def act(self, observations: np.ndarray, rng: np.random.Generator, deterministic: bool = True) -> np.ndarray:
+    def act(self, observations: np.ndarray, rng: Rngs, deterministic: bool = True) -> np.ndarray:
         return np.full(len(observations), self.action, dtype=np.int64)
 
 
@@ -261,41 +279,64 @@ def episode_seeds(seed: int | Sequence[int], start: int, count: int) -> list[int
 
 
 def run_episodes(policy: Policy, traffic: str, seeds: Sequence[int], env_config: Mapping[str, Any] | None = None,
-                 deterministic: bool = True) -> list[Episode]:
-    """Roll `policy` out for one episode per reset seed, in one environment; sampled actions (when not
-    `deterministic`) draw from a generator seeded by the episode's seed."""
+                 deterministic: bool = True, batch: int = 1) -> list[Episode]:
+    """Roll `policy` out for one episode per reset seed, `batch` episodes at a time in lockstep (one `act` call for
+    the running ones per step, each with its episode's own generator, seeded by the episode's seed: sampled actions
+    and a planner's noise do not depend on the batch). Episodes come back in seed order."""
     from ractd.envs.roundabout import make_roundabout_env
 
-    env = make_roundabout_env(traffic, **dict(env_config or {}))
-    episodes = []
+    if batch < 1:
+        raise ValueError(f"batch must be >= 1, got {batch}")
+    seeds = [int(s) for s in seeds]
+    envs = [make_roundabout_env(traffic, **dict(env_config or {})) for _ in range(min(batch, len(seeds)))]
+    episodes: list[Episode] = []
     try:
-        for s in seeds:
-            rng = np.random.default_rng([s, 1])
-            obs, _ = env.reset(seed=int(s))
-            observations, actions, rewards = [flat_observations(obs)], [], []
-            done, crashed = False, False
-            while not done:
-                a = int(policy.act(observations[-1][None], rng, deterministic)[0])
-                obs, reward, terminated, truncated, info = env.step(a)
-                observations.append(flat_observations(obs))
-                actions.append(a)
-                rewards.append(reward)
-                crashed = bool(info.get("crashed", False)) or bool(terminated)
-                done = terminated or truncated
-            episodes.append(Episode(int(s), np.stack(observations), np.asarray(actions, np.int64),
-                                    np.asarray(rewards, np.float32), crashed))
+        for start in range(0, len(seeds), len(envs) or 1):
+            episodes += _lockstep_episodes(policy, envs, seeds[start:start + len(envs)], deterministic)
     finally:
-        env.close()
+        for env in envs:
+            env.close()
     return episodes
 
 
+def _lockstep_episodes(policy: Policy, envs: list[Any], seeds: list[int], deterministic: bool) -> list[Episode]:
+    rngs = [np.random.default_rng([s, 1]) for s in seeds]
+    # the last chunk may hold fewer episodes than there are environments
+    observations = [[flat_observations(env.reset(seed=s)[0])] for env, s in zip(envs, seeds, strict=False)]
+    actions: list[list[int]] = [[] for _ in seeds]
+    rewards: list[list[float]] = [[] for _ in seeds]
+    crashed = [False] * len(seeds)
+    running = list(range(len(seeds)))
+    while running:
+        chosen = np.asarray(policy.act(np.stack([observations[i][-1] for i in running]), [rngs[i] for i in running],
+                                       deterministic)).reshape(-1)
+        if len(chosen) != len(running):
+            raise ValueError(f"{type(policy).__name__}.act returned {len(chosen)} actions for {len(running)} "
+                             "observations")
+        still = []
+        for i, a in zip(running, chosen.tolist(), strict=True):
+            obs, reward, terminated, truncated, info = envs[i].step(int(a))
+            observations[i].append(flat_observations(obs))
+            actions[i].append(int(a))
+            rewards[i].append(reward)
+            crashed[i] = bool(info.get("crashed", False)) or bool(terminated)
+            if not (terminated or truncated):
+                still.append(i)
+        running = still
+    return [Episode(s, np.stack(observations[i]), np.asarray(actions[i], np.int64),
+                    np.asarray(rewards[i], np.float32), crashed[i]) for i, s in enumerate(seeds)]
+
+
 class EpisodeRunner:
-    """Runs batches of episodes in this process (`workers` ≤ 1) or split over `workers` processes, returning them
-    in seed order either way (so results do not depend on the number of workers)."""
+    """Runs batches of episodes in this process (`workers` ≤ 1) or split over `workers` processes, each stepping
+    `batch` episodes in lockstep (`run_episodes`), returning them in seed order either way (so results do not depend
+    on the number of workers or the batch)."""
 
     def __init__(self, policy: Policy, traffic: str, env_config: Mapping[str, Any] | None = None,
-                 deterministic: bool = True, workers: int = 1):
-        self.args = (policy, check_traffic(traffic), dict(env_config or {}), deterministic)
+                 deterministic: bool = True, workers: int = 1, batch: int = 1):
+        if batch < 1:
+            raise ValueError(f"batch must be >= 1, got {batch}")
+        self.args = (policy, check_traffic(traffic), dict(env_config or {}), deterministic, int(batch))
         self.workers = int(workers)
         self.pool: Any = None
 
@@ -312,22 +353,24 @@ class EpisodeRunner:
             self.pool.shutdown(cancel_futures=True)
 
     def run(self, seeds: Sequence[int]) -> list[Episode]:
-        policy, traffic, env_config, deterministic = self.args
+        policy, traffic, env_config, deterministic, batch = self.args
         if self.pool is None or len(seeds) < 2:
-            return run_episodes(policy, traffic, seeds, env_config, deterministic)
+            return run_episodes(policy, traffic, seeds, env_config, deterministic, batch)
         chunks = [c.tolist() for c in np.array_split(np.asarray(seeds, np.int64), self.workers) if len(c)]
-        futures = [self.pool.submit(run_episodes, policy, traffic, c, env_config, deterministic) for c in chunks]
+        futures = [self.pool.submit(run_episodes, policy, traffic, c, env_config, deterministic, batch)
+                   for c in chunks]
         return [e for f in futures for e in f.result()]
 
 
 def evaluate_no_crash(policy: Policy, traffic: str, episodes: int = 100, seed: int | Sequence[int] = 0,
                       env_config: Mapping[str, Any] | None = None, deterministic: bool = True,
-                      workers: int = 1) -> dict[str, Any]:
+                      workers: int = 1, batch: int = 1) -> dict[str, Any]:
     """No-crash rate, crashes and returns of `policy` over `episodes` episodes of `traffic` (reset seeds from
-    `seed`): what decides whether an expert is good enough for its data to be used."""
+    `seed`): what decides whether an expert is good enough for its data to be used. `workers` processes, `batch`
+    episodes stepped together in each (one `act` call per step for all: what makes a planner fast)."""
     if episodes < 1:
         raise ValueError(f"episodes must be ≥ 1, got {episodes}")
-    with EpisodeRunner(policy, traffic, env_config, deterministic, workers) as runner:
+    with EpisodeRunner(policy, traffic, env_config, deterministic, workers, batch) as runner:
         done = runner.run(episode_seeds(seed, 0, episodes))
     crashed = np.array([e.crashed for e in done])
     returns = np.array([float(e.rewards.sum()) for e in done])
