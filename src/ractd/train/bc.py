@@ -1,11 +1,17 @@
 """Behaviour cloning on discrete actions: the cross-entropy between a policy's logits and the expert's action.
 
 `BCObjective` plugs into the one training loop (`ractd.train.train`) with any batch source whose batches carry
-observations and actions; `bc_cross_entropy` is the loss alone, for a plain loop.
+observations and actions; `bc_cross_entropy` is the loss alone, for a plain loop. `train_bc_policy` trains the
+BC-MLP baseline on a dataset's (observation, action) pairs through that loop.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
 import torch
 from torch import nn
 
@@ -67,3 +73,44 @@ class BCObjective:
 
     def after_optimizer_step(self, model: nn.Module, step: int) -> None:
         pass
+
+
+class TransitionBatches:
+    """A BatchSource of single steps: `obs` (N, D) float32 and `action` ids (N,) (one-hot rows are turned into ids)."""
+
+    def __init__(self, observations: np.ndarray, actions: np.ndarray):
+        obs = np.asarray(observations, np.float32).reshape(len(observations), -1)
+        act = np.asarray(actions)
+        act = act.argmax(axis=-1) if act.ndim == 2 else act
+        if act.shape != (len(obs),):
+            raise ValueError(f"{len(obs)} observations but actions of shape {np.asarray(actions).shape}; expected "
+                             f"ids ({len(obs)},) or one-hot ({len(obs)}, K)")
+        self.obs, self.action = obs, act.astype(np.int64)
+
+    def __len__(self) -> int:
+        return len(self.obs)
+
+    def get_batch(self, indices: np.ndarray) -> dict[str, np.ndarray]:
+        return {"obs": self.obs[indices], "action": self.action[indices]}
+
+
+BC_META_KEY = "bc_policy"  # meta.json entry with the network's shape, read back by `ractd.planning.load_bc_driver`
+
+
+def train_bc_policy(observations: np.ndarray, actions: np.ndarray, run_dir: str | Path, cfg: Any,
+                    hidden: Sequence[int] = (256, 256), n_actions: int | None = None, progress: bool = True,
+                    run_meta: dict[str, Any] | None = None) -> Any:
+    """Train a `BCPolicyMLP` (obs → action logits) on (observation, action) pairs with the cross-entropy, through
+    the training loop (`cfg`: a `LoopConfig`); the weights go to run_dir/model.safetensors and the network's shape
+    to meta.json's `bc_policy`. Returns the loop's `TrainResult`."""
+    from ..nn.mlp import BCPolicyMLP
+    from .loop import train
+
+    data = TransitionBatches(observations, actions)
+    n_actions = int(n_actions or (np.asarray(actions).shape[-1] if np.asarray(actions).ndim == 2
+                                  else data.action.max() + 1))
+    shape = {"obs_dim": int(data.obs.shape[1]), "n_actions": n_actions, "hidden": [int(h) for h in hidden]}
+    torch.manual_seed(cfg.seed)  # the initial weights
+    net = BCPolicyMLP(shape["obs_dim"], n_actions, hidden)
+    return train(BCObjective(net, "obs", "action"), data, cfg, run_dir, progress=progress,
+                 run_meta={**(run_meta or {}), BC_META_KEY: shape})
