@@ -318,3 +318,16 @@ def test_the_pipeline_config_is_plain_data():
     cfg = task_config("hopper-random", "cpu", seed=2, dataset="x.hdf5")
     assert cfg == PipelineConfig("hopper-random", "cpu", ("seed=2", 'data.dataset="x.hdf5"'))
     assert cfg.resolve().seed == 2 and cfg.with_overrides("seed=4").resolve().seed == 4
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_keeps_the_extras_in_install_hints(command):
+    """Rich markup must not eat `[extra]` from a `pip install 'ractd[extra]'` hint of a command's help."""
+    import re
+
+    cmd = dict((" ".join(p), c) for p, c in commands())[command]
+    texts = [cmd.help or "", *(getattr(p, "help", "") or "" for p in cmd.params)]
+    extras = {m for t in texts for m in re.findall(r"ractd\\?\[(\w+)\]", t)}
+    out = runner.invoke(app, [*command.split(), "--help"], env={"COLUMNS": "200"}).output
+    for extra in extras:
+        assert f"ractd[{extra}]" in out, f"{command} --help lost [{extra}]"

@@ -59,11 +59,11 @@ def generate(
                               "expert) or paper (2e5)."),
     workers: int = typer.Option(1, "--workers", min=1, help="roundabout-experts: processes that run episodes."),
 ) -> None:
-    """Generate NAME by D4RL's recipe; write NAME.hdf5, a Minari dataset, card.json and returns.png.
+    r"""Generate NAME by D4RL's recipe; write NAME.hdf5, a Minari dataset, card.json and returns.png.
 
     Locomotion levels roll out the PPO behaviour policies shipped with ractd (no RL library needed; the
     same seed gives the same dataset). --train-policies retrains them first with the same recipe (into
-    <data root>/ENV-policies), which needs the generate extra: pip install 'ractd[generate]'.
+    <data root>/ENV-policies), which needs the generate extra: pip install 'ractd\[generate]'.
 
     Examples:
       ractd data generate maze2d-umaze
