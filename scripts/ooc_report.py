@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 
 OUT = Path(__file__).resolve().parents[1] / "results" / "report"
@@ -138,19 +139,73 @@ def probe_reading(out: Path) -> list[str]:
             "command before the three-seed tables.", ""]
 
 
+SEED_SUFFIX = re.compile(r"_seed(\d+)$")  # run folders of training seeds 1, 2, ...: <model>_seed<k>
+SEED_MODELS = ("none", "concat", "cross_attention")  # the thesis's three models, tabled over training seeds
+
+
+def model_of(run: str) -> str:
+    return SEED_SUFFIX.sub("", run)
+
+
+def _mean_se(values: list[float]) -> tuple[float, float]:
+    n = len(values)
+    mean = sum(values) / n
+    se = (sum((v - mean) ** 2 for v in values) / (n - 1)) ** 0.5 / n ** 0.5 if n > 1 else 0.0
+    return mean, se
+
+
+def seed_results(files: list[Path]) -> dict[str, list[dict]]:
+    """{model: [its true-waypoint evaluation at the run's own λ, one per training seed]} for the three models."""
+    by: dict[str, list[dict]] = {}
+    for f in files:
+        r = json.loads(f.read_text())
+        model = model_of(f.parent.name)
+        own_guidance = r["guidance"] is None or r["guidance"] == 1.3
+        if model in SEED_MODELS and r["waypoints"] == "true" and own_guidance:
+            by.setdefault(model, []).append(r)
+    return {m: sorted(by[m], key=lambda r: r["training"]["seed"]) for m in SEED_MODELS if m in by}
+
+
+def seed_table_lines(by: dict[str, list[dict]]) -> list[str]:
+    metrics = [m for m in METRICS if m[0] != "continuous"]
+    lines = ["| model | training seeds | split | " + " | ".join(label for _, label in metrics) + " | training |",
+             "|---|---|---|" + "---|" * (len(metrics) + 1)]
+    for model, results in by.items():
+        seeds = ", ".join(str(r["training"]["seed"]) for r in results)
+        walls = [r["training"]["wall_time_s"] for r in results if r["training"].get("wall_time_s")]
+        for split in results[0]["splits"]:
+            cells = []
+            for key, _ in metrics:
+                values = [r["splits"][split]["summary"][key] for r in results if key in r["splits"][split]["summary"]]
+                digits = 2 if key == "mean_waypoint_hits" else 3
+                mean, se = _mean_se(values) if values else (None, None)
+                cells.append("–" if mean is None else f"{mean:.{digits}f} ± {se:.{digits}f}")
+            trained = f"{sum(walls) / len(walls) / 60:.0f} min" if walls else "–"
+            lines.append(f"| {model} | {seeds} | {split.upper()} | " + " | ".join(cells) + f" | {trained} |")
+    return [*lines, ""]
+
+
 def ooc_lines(out: Path) -> list[str]:
-    files = sorted((out / "ooc").glob("*/*/ooc-eval-*.json"))
+    files = sorted((out / "ooc").glob("ooc-maze2d-*/*/ooc-eval-*.json"))
     if not files:
         return []
-    lines = ["## Conditioned diffusion: Maze2d out of combination (thesis ch. 2), first runs", "",
-             "`cpu` preset of `ooc-maze2d-medium` (H = 128, T = 100, U-Net [16, 32, 64], 8,000 steps × 64), training "
-             "seed 0 only (the three-seed tables are not run yet). 200 in-distribution (ID) and 200 held-out (OOC) "
-             "tasks from a separately generated test run; one plan per task; rates with 95 % Wilson intervals in "
-             "the result files. Targets: the unconditioned model ≥ 0.7 plan success on ID and ≥ 0.15 lower on OOC; "
-             "cross-attention + guidance ≥ the unconditioned model's OOC plan success + 0.20.", "",
-             "| run | waypoints | λ | split | " + " | ".join(label for _, label in METRICS) + " | training |",
-             "|---|---|---|---|" + "---|" * (len(METRICS) + 1)]
+    by = seed_results(files)
+    n_seeds = min((len(v) for v in by.values()), default=0)
+    lines = ["## Conditioned diffusion: Maze2d out of combination (thesis ch. 2)", "",
+             "`cpu` preset of `ooc-maze2d-medium` (H = 128, T = 100, U-Net [16, 32, 64], 8,000 steps × 64). 200 "
+             "in-distribution (ID) and 200 held-out (OOC) tasks from a separately generated test run (the same tasks "
+             "for every model and seed); one plan per task; rates with 95 % Wilson intervals in the result files. "
+             "Targets: the unconditioned model ≥ 0.7 plan success on ID and ≥ 0.15 lower on OOC; cross-attention + "
+             "guidance ≥ the unconditioned model's OOC plan success + 0.20.", ""]
+    if by:
+        lines += ["The three models over training seeds (true waypoints; cross-attention with guidance λ = 1.3), "
+                  "mean ± SE over the seeds:", "", *seed_table_lines(by)]
+    lines += ["Variants, training seed 0:", "",
+              "| run | waypoints | λ | split | " + " | ".join(label for _, label in METRICS) + " | training |",
+              "|---|---|---|---|" + "---|" * (len(METRICS) + 1)]
     for f in files:
+        if SEED_SUFFIX.search(f.parent.name):
+            continue
         r = json.loads(f.read_text())
         wall = r.get("training", {}).get("wall_time_s")
         for split, s in r["splits"].items():
@@ -161,7 +216,7 @@ def ooc_lines(out: Path) -> list[str]:
             guidance = "–" if r["guidance"] is None else f"{r['guidance']:g}"  # unconditioned: no guidance
             lines.append(f"| {f.parent.name} | {r['waypoints']} | {guidance} | {split.upper()} | "
                          + " | ".join(cells) + f" | {trained} |")
-    lines += ["", *target_lines(files)]
+    lines += ["", *target_lines(by, n_seeds)]
     lines += ["Where plan success is 0, no plan passes the continuity check (largest step between consecutive "
               "plan positions ≤ 0.15, several times the behaviour controller's step). Two causes, read off the plan "
               "figures next to the result files: (1) the x₀-predicting models' positions jitter from step to step "
@@ -178,27 +233,31 @@ def ooc_lines(out: Path) -> list[str]:
     return lines
 
 
-def target_lines(files: list[Path]) -> list[str]:
-    """The three targets, met or missed, on plan success (primary) and closed-loop success (secondary)."""
-    by = {}
-    for f in files:
-        r = json.loads(f.read_text())
-        by[(f.parent.name, r["waypoints"], r["guidance"])] = {k: v["summary"] for k, v in r["splits"].items()}
-    none, xattn = by.get(("none", "true", None)), by.get(("cross_attention", "true", 1.3))
+def target_lines(by: dict[str, list[dict]], n_seeds: int) -> list[str]:
+    """The three targets, met or missed, on plan success (primary) and closed-loop success (secondary), on the
+    means over training seeds."""
+    none, xattn = by.get("none"), by.get("cross_attention")
     if not (none and xattn):
         return []
-    out = ["| target (seed 0) | plan success | closed-loop success |", "|---|---|---|"]
+
+    def mean(results: list[dict], split: str, key: str) -> float:
+        return _mean_se([r["splits"][split]["summary"][key] for r in results])[0]
+
+    seeds = f"mean over {n_seeds} training seeds" if n_seeds > 1 else "training seed 0"
+    out = [f"| target ({seeds}) | plan success | closed-loop success |", "|---|---|---|"]
 
     def cell(ok: bool, text: str) -> str:
         return f"{'met' if ok else 'missed'}: {text}"
 
-    rows = {"unconditioned ≥ 0.7 on ID": lambda k: cell(none["id"][k] >= 0.7, f"{none['id'][k]:.3f}"),
-            "unconditioned OOC ≥ 0.15 below ID": lambda k: cell(
-                none["id"][k] - none["ooc"][k] >= 0.15, f"{none['id'][k]:.3f} → {none['ooc'][k]:.3f}"),
-            "cross-attention + guidance (λ = 1.3) OOC ≥ unconditioned OOC + 0.20": lambda k: cell(
-                xattn["ooc"][k] >= none["ooc"][k] + 0.20, f"{xattn['ooc'][k]:.3f} vs {none['ooc'][k]:.3f}")}
-    for label, fmt in rows.items():
-        out.append(f"| {label} | {fmt('plan_success')} | {fmt('closed_loop_success')} |")
+    def rows(k: str) -> dict[str, str]:
+        n_id, n_ooc, x_ooc = mean(none, "id", k), mean(none, "ooc", k), mean(xattn, "ooc", k)
+        return {"unconditioned ≥ 0.7 on ID": cell(n_id >= 0.7, f"{n_id:.3f}"),
+                "unconditioned OOC ≥ 0.15 below ID": cell(n_id - n_ooc >= 0.15, f"{n_id:.3f} → {n_ooc:.3f}"),
+                "cross-attention + guidance (λ = 1.3) OOC ≥ unconditioned OOC + 0.20":
+                    cell(x_ooc >= n_ooc + 0.20, f"{x_ooc:.3f} vs {n_ooc:.3f}")}
+
+    plan, closed = rows("plan_success"), rows("closed_loop_success")
+    out += [f"| {label} | {plan[label]} | {closed[label]} |" for label in plan]
     return [*out, ""]
 
 

@@ -22,6 +22,7 @@ from experiments import (
     task_of,
 )  # scripts/experiments.py
 from ooc_report import ooc_lines  # scripts/ooc_report.py
+from roundabout_report import roundabout_lines  # scripts/roundabout_report.py
 from seed_report import seed_statistics_lines, study_lines  # scripts/seed_report.py
 
 # Thesis (Duan 2025) numbers, for the comparison columns only.
@@ -137,8 +138,8 @@ def render(out: Path, target: Path) -> None:
     for name, card in sorted(datasets.items()):
         nr, secs = card.get("normalized_return") or {}, card.get("seconds")
         d4rl_steps, _, d4rl_mean = D4RL_V2.get(name, (None, None, None))
-        lines.append(f"| {name} | {card['steps']:,} | {card['episodes']:,} | "
-                     f"{nr.get('mean', float('nan')):.1f} ± {nr.get('std', float('nan')):.1f} | "
+        score = f"{nr['mean']:.1f} ± {nr['std']:.1f}" if "mean" in nr else "– (no reference scores)"
+        lines.append(f"| {name} | {card['steps']:,} | {card['episodes']:,} | {score} | "
                      f"{f'{secs:.0f}' if secs else '–'} | {f'{d4rl_steps:,}' if d4rl_steps else '–'} | "
                      f"{d4rl_mean if d4rl_mean is not None else '–'} |")
     lines += ["", "Maze2d 'episodes' are goal-to-goal segments, so their per-episode normalized returns are not on "
@@ -425,7 +426,7 @@ def render(out: Path, target: Path) -> None:
         lines.append(f"| {name} | {steps} | {wall:.0f} | {per_step:.2f} | {m.get('parameters', 0):,} | {losses} |")
     lines += ["", "| evaluation | seconds |", "|---|---|"]
     lines += [f"| {k} | {v:.0f} |" for k, v in sorted(timings.items()) if "/eval/" in k]
-    lines += ["", *ooc_lines(out)]
+    lines += ["", *ooc_lines(out), *roundabout_lines(out)]
     lines += ["## Not reproduced, and why", "",
               "- Paper-size models (248 M-parameter U-Nets, 1000 teacher epochs at batch 1024): no GPU here; the "
               "`paper` presets are the same code path (`--size paper`).",
@@ -433,8 +434,6 @@ def render(out: Path, target: Path) -> None:
               "behaviour policies (PPO), so score levels differ.",
               *_missing_evaluations(out),
               "- maze2d-large: dataset generated, not trained (session time).",
-              "- Every walker2d and halfcheetah task: datasets generated from the shipped behaviour policies "
-              "(above), not trained yet; their sections are listed as unfinished above.",
               "- The hopper runs of this report were trained on hopper datasets rolled out from earlier, "
               "unshipped PPO policies (their sizes and returns are recorded in results/report/datasets.json under "
               "`trained_on` and used in the run tables); the 'Datasets generated here' table shows today's, "

@@ -1,0 +1,166 @@
+"""The report's Roundabout section (thesis Table A.5): baselines, evaluations, and the table from committed summaries.
+
+    python scripts/roundabout_report.py baselines [--workers 2]       # the PPO baseline and the BC-MLP baseline
+    python scripts/roundabout_report.py evaluate MODEL [MODEL ...] [--episodes 100 --seeds 3 --workers 2]
+
+`baselines` trains the PPO baseline (the experts' recipe on the training mixture, traffic `train`) into
+<data root>/roundabout-policies/ppo-baseline and the BC-MLP (30 → 256 → 256 → 5) on the expert dataset into
+results/ooc/runs/ooc-roundabout/bc. `evaluate` drives each MODEL over the test traffics (mixed, test-2) × evaluation
+seeds 0..seeds−1 and writes results/report/ooc/ooc-roundabout/<MODEL>.json with the model's facts (parameters,
+training time). A MODEL is `ppo`, `bc`, `expert-car`, `expert-bicycle`, or a planner run under
+results/ooc/runs/ooc-roundabout/ (its name; `NAME:random` conditions it on random kinds, the control).
+The report (scripts/render_report.py) renders `roundabout_lines` from the summaries only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "results" / "report"
+RUNS = ROOT / "results" / "ooc" / "runs" / "ooc-roundabout"
+THESIS = {"BC": (37.7, 0.5, 7.50, 0.03), "PPO": (36.0, 5.7, 8.19, 0.16), "Diffusion": (20.0, 2.5, 8.81, 0.2)}
+BC_LOOP = {"epochs": 20, "batch_size": 256, "lr": 1e-3, "warmup_steps": 0, "weight_decay": 0.0, "ema": False,
+           "checkpoint_every": 0, "log_every": 20}  # not stated in the thesis: a short Adam run to convergence
+
+
+def policies_dir() -> Path:
+    from ractd.data.generate.roundabout_dataset import POLICIES
+    from ractd.paths import data_root
+
+    return data_root() / POLICIES
+
+
+def train_baselines(workers: int) -> None:
+    from ractd.data import load_d4rl
+    from ractd.data.generate import roundabout as rb
+    from ractd.loop_config import LoopConfig
+    from ractd.paths import data_root
+    from ractd.train.bc import train_bc_policy
+
+    info = rb.train_expert(rb.expert_recipes("cpu")[rb.BASELINE_TRAFFIC], policies_dir() / "ppo-baseline", seed=0,
+                           workers=workers, progress=False)
+    print(f"PPO baseline: {info['evaluation']['no_crash_rate']:.2f} no-crash on its training mixture, "
+          f"{info['train_seconds']:.0f} s")
+    if not (RUNS / "bc" / "model.safetensors").exists():
+        data = load_d4rl(data_root() / "roundabout-experts" / "roundabout-experts.hdf5")
+        result = train_bc_policy(data.observations, data.actions, RUNS / "bc", LoopConfig(**BC_LOOP),
+                                 run_meta={"dataset": "roundabout-experts", "transitions": len(data.observations)})
+        print(f"BC: {result.total_steps} steps, {result.wall_time_s:.0f} s, loss {result.last_scalars['loss']:.3f}")
+
+
+def load_model(name: str) -> tuple[Any, dict[str, Any]]:
+    """(driver, facts) of a MODEL name."""
+    from ractd.data.generate import roundabout as rb
+    from ractd.io import read_json
+    from ractd.planning.driving import load_bc_driver, load_driver
+
+    if name in ("ppo", "expert-car", "expert-bicycle"):
+        stem = policies_dir() / {"ppo": "ppo-baseline", "expert-car": "car", "expert-bicycle": "bicycle"}[name]
+        policy = rb.load_expert(stem)
+        return policy, {"kind": "PPO", "parameters": policy.num_parameters,
+                        "train_seconds": policy.info.get("train_seconds"), "traffic": policy.info["recipe"]["traffic"],
+                        "no_crash_own_traffic": policy.info["evaluation"]["no_crash_rate"]}
+    if name == "bc":
+        meta = read_json(RUNS / "bc" / "meta.json")
+        driver = load_bc_driver(RUNS / "bc")
+        return driver, {"kind": "BC", "parameters": driver.num_parameters, "train_seconds": meta.get("wall_time_s")}
+    run, _, kinds = name.partition(":")
+    driver = load_driver(RUNS / run, kinds=kinds or "true")
+    meta = read_json(RUNS / run / "meta.json")
+    return driver, {"kind": "diffusion", "planner": driver.describe(), "conditioning": driver.cfg.conditioning.kind,
+                    "inpaint": driver.cfg.planning.inpaint, "kinds": kinds or "true",
+                    "parameters": (meta.get("parameters") or {}).get("total"), "train_seconds": meta.get("wall_time_s"),
+                    "train_steps": meta.get("total_steps")}
+
+
+def evaluate(names: list[str], episodes: int, seeds: int, workers: int, batch: int) -> None:
+    import torch
+
+    from ractd.evaluate.ooc_roundabout import evaluate_driver
+    from ractd.io import write_json
+
+    torch.set_num_threads(1)
+    for name in names:
+        driver, facts = load_model(name)
+        started = time.perf_counter()
+        result = evaluate_driver(driver, episodes=episodes, seeds=range(seeds), workers=workers, batch=batch,
+                                 say=lambda line, n=name: print(f"{n}: {line}", flush=True))
+        path = OUT / "ooc" / "ooc-roundabout" / f"{name.replace(':', '-')}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_json(path, {"model": name, **facts, "episodes": episodes, "seeds": list(range(seeds)),
+                          "workers": workers, "batch": batch, "eval_seconds": round(time.perf_counter() - started, 1),
+                          "traffic": result})
+        print(f"wrote {path}")
+
+
+def _cell(stat: dict[str, float], digits: int) -> str:
+    return f"{stat['mean']:.{digits}f} ± {stat['se']:.{digits}f}"
+
+
+def roundabout_lines(out: Path) -> list[str]:
+    files = sorted((out / "ooc" / "ooc-roundabout").glob("*.json"))
+    if not files:
+        return []
+    results = [json.loads(f.read_text()) for f in files]
+    lines = ["## Conditioned diffusion: Roundabout (thesis Table A.5)", "",
+             "Trained on the experts' successful episodes of the two training combinations (all cars, all bicycles: "
+             "1,000 each, `ractd data generate roundabout-experts`), tested on traffics never seen in training: "
+             "`mixed` (each of the four road users a car or a bicycle, both kinds present) and `test-2` (three "
+             "bicycles and one car). Per model: 100 episodes per traffic and evaluation seed, 3 evaluation seeds "
+             "(one training seed); crashes per 100 episodes, success (no crash) and episode return, mean ± SE over "
+             "the evaluation seeds. Planners replan every step with DDPM (T = 80), H = 8, `cpu` preset.", "",
+             "| model | parameters | training | mixed: crashes / 100 | mixed: return | test-2: crashes / 100 | "
+             "test-2: return |", "|---|---|---|---|---|---|---|"]
+    for r in results:
+        t = r["traffic"]
+        secs = r.get("train_seconds")
+        trained = f"{secs / 60:.0f} min" if secs else "–"
+        params = f"{r['parameters']:,}" if r.get("parameters") else "–"
+        label = r["model"] if r["kind"] != "diffusion" else f"{r['model']} ({r['conditioning']}, {r['inpaint']} "\
+            f"inpainting, {r['kinds']} kinds)"
+        cells = [f"{_cell(t[k]['crashes_per_100'], 1)} | {_cell(t[k]['return'], 2)}" if k in t else "– | –"
+                 for k in ("mixed", "test-2")]
+        lines.append(f"| {label} | {params} | {trained} | {cells[0]} | {cells[1]} |")
+    lines += ["", "The thesis (Table A.5, mixed test traffic, its own data and training): "
+              + "; ".join(f"{k} {c:.1f} ± {cs} crashes, return {ret:.2f} ± {rs}" for k, (c, cs, ret, rs) in
+                          THESIS.items()) + ".", ""]
+    return [*lines, *target_lines(results), ""]
+
+
+def target_lines(results: list[dict[str, Any]]) -> list[str]:
+    """On mixed traffic: fewer crashes than PPO and than the unconditioned planner."""
+    by = {r["model"]: r["traffic"]["mixed"]["crashes_per_100"] for r in results if "mixed" in r["traffic"]}
+    planner = by.get("cross_attention")
+    if planner is None:
+        return []
+    out = ["| target (mixed traffic) | crashes / 100 |", "|---|---|"]
+    for other, label in (("ppo", "PPO baseline"), ("none", "unconditioned planner")):
+        if other in by:
+            met = planner["mean"] < by[other]["mean"]
+            out.append(f"| cross-attention planner fewer crashes than the {label} | {'met' if met else 'missed'}: "
+                       f"{_cell(planner, 1)} vs {_cell(by[other], 1)} |")
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("command", choices=["baselines", "evaluate"])
+    ap.add_argument("models", nargs="*")
+    ap.add_argument("--episodes", type=int, default=100)
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--batch", type=int, default=100, help="episodes stepped together in each worker")
+    args = ap.parse_args()
+    if args.command == "baselines":
+        train_baselines(args.workers)
+    else:
+        evaluate(args.models, args.episodes, args.seeds, args.workers, args.batch)
+
+
+if __name__ == "__main__":
+    main()
