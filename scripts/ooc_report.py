@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
 from pathlib import Path
 
 OUT = Path(__file__).resolve().parents[1] / "results" / "report"
@@ -42,6 +43,11 @@ def collect(run: Path, out: Path = OUT) -> list[Path]:
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_text(json.dumps(summary(json.loads(path.read_text()), meta), indent=1) + "\n")
         written.append(dest)
+        figure = path.with_suffix(".png")
+        shown = "-true-" in figure.name and "-g0-" not in figure.name  # true waypoints at the run's own λ
+        if figure.exists() and shown and not SEED_SUFFIX.search(run.name):  # the plan figures of training seed 0
+            shutil.copyfile(figure, dest.with_suffix(".png"))
+            written.append(dest.with_suffix(".png"))
     return written
 
 
@@ -228,8 +234,22 @@ def ooc_lines(out: Path) -> list[str]:
               "true waypoints is pinned by them (compare the random-waypoint rows), and the tracking controller, "
               "which chases the plan's states, then reaches the goal from most of its plans; on that closed-loop "
               "measure the unconditioned model drops out of combination and the waypoint-conditioned one does not, "
-              "the thesis's qualitative claim.", "", *binding_lines(out),
+              "the thesis's qualitative claim.", "", *figure_lines(out), *binding_lines(out),
               *probe_reading(out)]
+    return lines
+
+
+FIGURE_RUNS = ("none", "cross_attention", "cross_attention_eps_clean")  # the plan figures shown in the report
+
+
+def figure_lines(out: Path) -> list[str]:
+    """The plan figures (thesis Figures 2.9/2.10): 8 ID and 8 OOC plans per run, drawn on the maze."""
+    lines = []
+    for run in FIGURE_RUNS:
+        for png in sorted((out / "ooc").glob(f"ooc-maze2d-*/{run}/ooc-eval-*.png")):
+            lines += [f"Plans of `{run}` (green: start, star: goal, crosses: the waypoints it is conditioned on, "
+                      "colour: time along the plan; thin straight segments are jumps between consecutive plan states):", "",
+                      f"![plans of {run}](../{png.relative_to(out.parents[1]).as_posix()})", ""]
     return lines
 
 
