@@ -248,7 +248,8 @@ def figure_lines(out: Path) -> list[str]:
     for run in FIGURE_RUNS:
         for png in sorted((out / "ooc").glob(f"ooc-maze2d-*/{run}/ooc-eval-*.png")):
             lines += [f"Plans of `{run}` (green: start, star: goal, crosses: the waypoints it is conditioned on, "
-                      "colour: time along the plan; thin straight segments are jumps between consecutive plan states):", "",
+                      "colour: time along the plan; thin straight segments are jumps between consecutive plan "
+                      "states):", "",
                       f"![plans of {run}](../{png.relative_to(out.parents[1]).as_posix()})", ""]
     return lines
 
