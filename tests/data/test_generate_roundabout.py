@@ -194,6 +194,8 @@ def test_evaluation_counts_crashes_as_the_episodes_show() -> None:
     result = rb.evaluate_no_crash(rb.ConstantPolicy(), "bicycle", episodes=4, seed=11)
     crashes = sum(e.crashed for e in episodes)
     assert result["crashes"] == crashes and result["no_crash_rate"] == 1 - crashes / 4
+    steps = sum(e.length for e in episodes)
+    assert result["action_counts"] == {"LANE_LEFT": 0, "IDLE": steps, "LANE_RIGHT": 0, "FASTER": 0, "SLOWER": 0}
     assert result["return_mean"] == pytest.approx(np.mean([e.rewards.sum() for e in episodes]))
     assert all(e.length <= 11 and (e.length == 11 or e.crashed) for e in episodes)
 

@@ -118,6 +118,8 @@ def test_ractd_eval_drives_a_roundabout_run(runs, tmp_path):
     crashes = [100 * s["crashes"] / 2 for s in mixed["per_seed"]]
     assert mixed["crashes_per_100"]["mean"] == pytest.approx(np.mean(crashes))
     assert mixed["success"]["mean"] == pytest.approx(1 - np.mean(crashes) / 100)
+    counts = {k: sum(s["action_counts"][k] for s in mixed["per_seed"]) for k in rb.ACTION_NAMES}
+    assert mixed["action_fractions"] == pytest.approx({k: v / sum(counts.values()) for k, v in counts.items()})
     assert "crashes per 100 episodes" in r.output
     again = CliRunner().invoke(app, ["eval", str(runs / "xattn"), "-n", "2", "--out", str(out)])
     assert again.exit_code != 0 and "already there" in again.output  # never overwritten silently

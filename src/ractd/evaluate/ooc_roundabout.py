@@ -32,7 +32,7 @@ def evaluate_driver(policy: Policy, traffics: Sequence[str] = DEFAULT_TRAFFICS, 
                     seeds: Sequence[int] = (0, 1, 2), workers: int = 1, batch: int = 1, say: Any = None
                     ) -> dict[str, Any]:
     """{traffic: {"per_seed": [evaluate_no_crash result + seconds, ...], "crashes_per_100", "success", "return":
-    mean ± SE over seeds}} for `episodes` episodes per traffic and seed, `batch` episodes stepped together in each
+    mean ± SE over seeds, "action_fractions": how often each action was chosen over all seeds' steps}} for `episodes` episodes per traffic and seed, `batch` episodes stepped together in each
     of `workers` processes (the episodes do not depend on either)."""
     for t in traffics:
         check_traffic(t)
@@ -49,7 +49,9 @@ def evaluate_driver(policy: Policy, traffics: Sequence[str] = DEFAULT_TRAFFICS, 
             if say:
                 say(f"{traffic}, seed {k}: {r['crashes']} crashes in {episodes} episodes, return "
                     f"{r['return_mean']:.2f} ({r['seconds']:.0f} s)")
-        out[traffic] = {"per_seed": per_seed,
+        actions = {name: sum(r["action_counts"][name] for r in per_seed) for name in per_seed[0]["action_counts"]}
+        total = max(sum(actions.values()), 1)
+        out[traffic] = {"per_seed": per_seed, "action_fractions": {k: v / total for k, v in actions.items()},
                         "crashes_per_100": mean_se([100.0 * r["crashes"] / r["episodes"] for r in per_seed]),
                         "success": mean_se([r["no_crash_rate"] for r in per_seed]),
                         "return": mean_se([r["return_mean"] for r in per_seed])}

@@ -374,7 +374,9 @@ def evaluate_no_crash(policy: Policy, traffic: str, episodes: int = 100, seed: i
         done = runner.run(episode_seeds(seed, 0, episodes))
     crashed = np.array([e.crashed for e in done])
     returns = np.array([float(e.rewards.sum()) for e in done])
+    counts = np.bincount(np.concatenate([e.actions for e in done]), minlength=N_ACTIONS)
     return {"traffic": traffic, "episodes": episodes, "crashes": int(crashed.sum()),
+            "action_counts": dict(zip(ACTION_NAMES, counts.tolist(), strict=True)),
             "no_crash_rate": float(1.0 - crashed.mean()), "return_mean": float(returns.mean()),
             "return_se": float(returns.std(ddof=1) / np.sqrt(episodes)) if episodes > 1 else 0.0,
             "length_mean": float(np.mean([e.length for e in done])), "deterministic": deterministic}
