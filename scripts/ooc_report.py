@@ -199,8 +199,9 @@ def ooc_lines(out: Path) -> list[str]:
     n_seeds = min((len(v) for v in by.values()), default=0)
     lines = ["## Conditioned diffusion: Maze2d out of combination (thesis ch. 2)", "",
              "`cpu` preset of `ooc-maze2d-medium` (H = 128, T = 100, U-Net [16, 32, 64], 8,000 steps × 64). 200 "
-             "in-distribution (ID) and 200 held-out (OOC) tasks from a separately generated test run (the same tasks "
-             "for every model and seed); one plan per task; rates with 95 % Wilson intervals in the result files. "
+             "in-distribution (ID) and 200 held-out (OOC) tasks from a separately generated test run (seeded by the "
+             "training seed + `ooc.test_seed_offset`, so every model of one training seed meets the same tasks and "
+             "each seed its own); one plan per task; rates with 95 % Wilson intervals in the result files. "
              "Targets: the unconditioned model ≥ 0.7 plan success on ID and ≥ 0.15 lower on OOC; cross-attention + "
              "guidance ≥ the unconditioned model's OOC plan success + 0.20.", ""]
     if by:
