@@ -44,7 +44,9 @@ def collect(run: Path, out: Path = OUT) -> list[Path]:
         dest.write_text(json.dumps(summary(json.loads(path.read_text()), meta), indent=1) + "\n")
         written.append(dest)
         figure = path.with_suffix(".png")
-        shown = "-true-" in figure.name and "-g0-" not in figure.name  # true waypoints at the run's own λ
+        result = json.loads(path.read_text())
+        own = result["guidance"] in (None, json.loads((run / "config.json").read_text())["config"]["guidance"]["scale"])
+        shown = result["waypoints"] == "true" and own  # true waypoints at the run's own λ
         if figure.exists() and shown and not SEED_SUFFIX.search(run.name):  # the plan figures of training seed 0
             shutil.copyfile(figure, dest.with_suffix(".png"))
             written.append(dest.with_suffix(".png"))
@@ -141,8 +143,8 @@ def probe_reading(out: Path) -> list[str]:
             "start, with noised inpainting much less). So the detached plans come from (1) the noised inpainting "
             "of the thesis's Algorithm 1, which cannot bind a plan by itself, and (2) for clean inpainting, training "
             "far too short (Diffuser trains its Maze2d models for up to 2 M steps; these ran a few thousand on 2 "
-            "CPU cores). Next: clean inpainting, ε prediction, many more steps (a GPU run), probed with the same "
-            "command before the three-seed tables.", ""]
+            "CPU cores). The tables over training seeds above are of the thesis's models (noised inpainting, x₀); "
+            "next: clean inpainting, ε prediction, many more steps (a GPU run), probed with the same command.", ""]
 
 
 SEED_SUFFIX = re.compile(r"_seed(\d+)$")  # run folders of training seeds 1, 2, ...: <model>_seed<k>
