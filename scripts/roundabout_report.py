@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +34,7 @@ def policies_dir() -> Path:
     return data_root() / POLICIES
 
 
-def train_baselines(workers: int) -> None:
+def train_baselines(workers: int, bc_seeds: int) -> None:
     from ractd.data import load_d4rl
     from ractd.data.generate import roundabout as rb
     from ractd.loop_config import LoopConfig
@@ -43,14 +42,21 @@ def train_baselines(workers: int) -> None:
     from ractd.train.bc import train_bc_policy
 
     info = rb.train_expert(rb.expert_recipes("cpu")[rb.BASELINE_TRAFFIC], policies_dir() / "ppo-baseline", seed=0,
-                           workers=workers, progress=False)
+                           workers=workers, progress=False)  # reused once trained
     print(f"PPO baseline: {info['evaluation']['no_crash_rate']:.2f} no-crash on its training mixture, "
           f"{info['train_seconds']:.0f} s")
-    if not (RUNS / "bc" / "model.safetensors").exists():
-        data = load_d4rl(data_root() / "roundabout-experts" / "roundabout-experts.hdf5")
-        result = train_bc_policy(data.observations, data.actions, RUNS / "bc", LoopConfig(**BC_LOOP),
+    data = load_d4rl(data_root() / "roundabout-experts" / "roundabout-experts.hdf5")
+    for seed in range(bc_seeds):
+        name = bc_name(seed)
+        if (RUNS / name / "model.safetensors").exists():
+            continue
+        result = train_bc_policy(data.observations, data.actions, RUNS / name, LoopConfig(**BC_LOOP, seed=seed),
                                  run_meta={"dataset": "roundabout-experts", "transitions": len(data.observations)})
         print(f"BC: {result.total_steps} steps, {result.wall_time_s:.0f} s, loss {result.last_scalars['loss']:.3f}")
+
+
+def bc_name(seed: int) -> str:
+    return "bc" if seed == 0 else f"bc_seed{seed}"
 
 
 def load_model(name: str) -> tuple[Any, dict[str, Any]]:
@@ -66,10 +72,11 @@ def load_model(name: str) -> tuple[Any, dict[str, Any]]:
                         "train_seconds": policy.info.get("train_seconds"),
                         "trained_on": policy.info["recipe"]["traffic"],
                         "no_crash_own_traffic": policy.info["evaluation"]["no_crash_rate"]}
-    if name == "bc":
-        meta = read_json(RUNS / "bc" / "meta.json")
-        driver = load_bc_driver(RUNS / "bc")
-        return driver, {"kind": "BC", "parameters": driver.num_parameters, "train_seconds": meta.get("wall_time_s")}
+    if name == "bc" or name.startswith("bc_seed"):
+        meta = read_json(RUNS / name / "meta.json")
+        driver = load_bc_driver(RUNS / name)
+        return driver, {"kind": "BC", "parameters": driver.num_parameters, "train_seconds": meta.get("wall_time_s"),
+                        "training_seed": meta.get("seed")}
     run, _, kinds = name.partition(":")
     driver = load_driver(RUNS / run, kinds=kinds or "true")
     meta = read_json(RUNS / run / "meta.json")
@@ -79,23 +86,30 @@ def load_model(name: str) -> tuple[Any, dict[str, Any]]:
                     "train_steps": meta.get("total_steps")}
 
 
-def evaluate(names: list[str], episodes: int, seeds: int, workers: int, batch: int) -> None:
+def evaluate(names: list[str], episodes: int, seeds: int, workers: int, batch: int,
+             traffics: list[str] | None = None) -> None:
     import torch
 
-    from ractd.evaluate.ooc_roundabout import evaluate_driver
-    from ractd.io import write_json
+    from ractd.evaluate.ooc_roundabout import DEFAULT_TRAFFICS, evaluate_driver
+    from ractd.io import read_json, write_json
 
     torch.set_num_threads(1)
     for name in names:
         driver, facts = load_model(name)
-        started = time.perf_counter()
-        result = evaluate_driver(driver, episodes=episodes, seeds=range(seeds), workers=workers, batch=batch,
+        result = evaluate_driver(driver, traffics or DEFAULT_TRAFFICS, episodes=episodes, seeds=range(seeds),
+                                 workers=workers, batch=batch,
                                  say=lambda line, n=name: print(f"{n}: {line}", flush=True))
         path = OUT / "ooc" / "ooc-roundabout" / f"{name.replace(':', '-')}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
+        record = read_json(path) if path.exists() else {}  # other traffics evaluated earlier are kept
+        if record and (record["episodes"], record["seeds"]) != (episodes, list(range(seeds))):
+            raise SystemExit(f"{path}: evaluated with {record['episodes']} episodes x seeds {record['seeds']}; "
+                             "delete it to evaluate with other settings")
+        seconds = dict(record.get("eval_seconds_per_traffic", {}))
+        seconds.update({t: round(sum(r["seconds"] for r in result[t]["per_seed"]), 1) for t in result})
         write_json(path, {"model": name, **facts, "episodes": episodes, "seeds": list(range(seeds)),
-                          "workers": workers, "batch": batch, "eval_seconds": round(time.perf_counter() - started, 1),
-                          "traffic": result})
+                          "workers": workers, "batch": batch, "eval_seconds_per_traffic": seconds,
+                          "traffic": {**record.get("traffic", {}), **result}})
         print(f"wrote {path}")
 
 
@@ -103,8 +117,9 @@ def _cell(stat: dict[str, float], digits: int) -> str:
     return f"{stat['mean']:.{digits}f} ± {stat['se']:.{digits}f}"
 
 
-ORDER = ("ppo", "bc", "none", "concat", "cross_attention", "cross_attention:random", "cross_attention_clean",
-         "cross_attention_clean:random", "expert-car", "expert-bicycle")  # table rows, baselines first
+# table rows, baselines first
+ORDER = ("ppo", "bc", "bc_seed1", "bc_seed2", "none", "concat", "cross_attention", "cross_attention:random",
+         "cross_attention_clean", "cross_attention_clean:random", "expert-car", "expert-bicycle")
 THESIS_ROW = {"ppo": "PPO", "bc": "BC", "cross_attention": "Diffusion"}
 
 
@@ -113,7 +128,7 @@ def label(r: dict[str, Any]) -> str:
         return "PPO baseline (training mixture)" if r["model"] == "ppo" else \
             f"expert: {r['trained_on']} (its own traffic only; {r['no_crash_own_traffic']:.2f} no-crash there)"
     if r["kind"] == "BC":
-        return "BC-MLP"
+        return f"BC-MLP (training seed {r.get('training_seed', 0)})"
     guided = {"none": "unconditioned", "concat": "concat + CFG", "cross_attention": "cross-attention + CFG"}
     return (f"diffusion, {guided[r['conditioning']]}, {r['inpaint']} inpainting"
             + (", random kinds" if r["kinds"] == "random" else "") + f" (`{r['model']}`)")
@@ -164,7 +179,26 @@ def roundabout_lines(out: Path) -> list[str]:
     lines += ["", "The thesis's numbers come from its own data (320,000 expert episodes), a 13.5 M-parameter planner "
               "and 2e5-step PPO policies; ours from 2,000 episodes, the 1.3 M-parameter `cpu` planner and 5e4-step "
               "PPO policies.", ""]
-    return [*lines, *target_lines(results), "", *reading_lines(results)]
+    return [*lines, *other_traffic_lines(results), *target_lines(results), "", *reading_lines(results)]
+
+
+OTHER_TRAFFICS = (("car", "car (training)"), ("bicycle", "bicycle (training)"), ("test-1", "test-1"))
+
+
+def other_traffic_lines(results: list[dict[str, Any]]) -> list[str]:
+    """Crashes per 100 episodes in the two training combinations and in test-1 (one bicycle, incoming)."""
+    rows = [r for r in results if any(t in r["traffic"] for t, _ in OTHER_TRAFFICS)]
+    if not rows:
+        return []
+    lines = ["The training combinations and `test-1` (the incoming road user a bicycle, the other three cars), "
+             "crashes per 100 episodes, same protocol:", "",
+             "| model | " + " | ".join(name for _, name in OTHER_TRAFFICS) + " |",
+             "|---|" + "---|" * len(OTHER_TRAFFICS)]
+    for r in rows:
+        cells = [_cell(r["traffic"][t]["crashes_per_100"], 1) if t in r["traffic"] else "–"
+                 for t, _ in OTHER_TRAFFICS]
+        lines.append(f"| {label(r)} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
 
 
 def reading_lines(results: list[dict[str, Any]]) -> list[str]:
@@ -236,17 +270,28 @@ def reading_lines(results: list[dict[str, Any]]) -> list[str]:
 def target_lines(results: list[dict[str, Any]]) -> list[str]:
     """On mixed traffic: fewer crashes than PPO and than the unconditioned planner."""
     by = {r["model"]: r["traffic"]["mixed"]["crashes_per_100"] for r in results if "mixed" in r["traffic"]}
+    by_model = {r["model"]: r["traffic"] for r in results}
     planner = by.get("cross_attention")
     if planner is None:
         return []
-    out = ["| target (mixed traffic) | crashes / 100 |", "|---|---|"]
-    for other, label in (("ppo", "PPO baseline"), ("none", "unconditioned planner")):
+    out = ["| target | result |", "|---|---|"]
+    for other, name in (("ppo", "PPO baseline"), ("none", "unconditioned planner"),
+                        ("cross_attention:random", "same planner with random kinds")):
         if other in by:
             met = planner["mean"] < by[other]["mean"]
             z = (by[other]["mean"] - planner["mean"]) / max((planner["se"] ** 2 + by[other]["se"] ** 2) ** 0.5, 1e-9)
             noise = " (within 2 combined standard errors: not resolved by 3 evaluation seeds)" if abs(z) < 2 else ""
-            out.append(f"| cross-attention planner fewer crashes than the {label} | {'met' if met else 'missed'}: "
+            out.append(f"| mixed traffic: cross-attention planner fewer crashes per 100 than the {name} | "
+                       f"{'met' if met else 'missed'}: "
                        f"{_cell(planner, 1)} vs {_cell(by[other], 1)}{noise} |")
+    experts = {t: by_model.get(f"expert-{t}") for t in ("car", "bicycle")}
+    for traffic, expert in experts.items():
+        planner_t = (by_model.get("cross_attention") or {}).get(traffic)
+        if expert and planner_t and traffic in expert:
+            gap = expert[traffic]["success"]["mean"] - planner_t["success"]["mean"]
+            out.append(f"| {traffic} traffic (training): cross-attention planner's success within 0.10 of its "
+                       f"expert's | {'met' if gap <= 0.10 else 'missed'}: {planner_t['success']['mean']:.3f} vs "
+                       f"{expert[traffic]['success']['mean']:.3f} |")
     return out
 
 
@@ -258,11 +303,14 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--batch", type=int, default=100, help="episodes stepped together in each worker")
+    ap.add_argument("--traffic", action="append", help="test traffic (repeatable; default: mixed and test-2); "
+                    "results of other traffics already in a model's file are kept")
+    ap.add_argument("--bc-seeds", type=int, default=3, help="baselines: BC training seeds")
     args = ap.parse_args()
     if args.command == "baselines":
-        train_baselines(args.workers)
+        train_baselines(args.workers, args.bc_seeds)
     else:
-        evaluate(args.models, args.episodes, args.seeds, args.workers, args.batch)
+        evaluate(args.models, args.episodes, args.seeds, args.workers, args.batch, args.traffic)
 
 
 if __name__ == "__main__":
