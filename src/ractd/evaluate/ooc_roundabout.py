@@ -32,8 +32,9 @@ def evaluate_driver(policy: Policy, traffics: Sequence[str] = DEFAULT_TRAFFICS, 
                     seeds: Sequence[int] = (0, 1, 2), workers: int = 1, batch: int = 1, say: Any = None
                     ) -> dict[str, Any]:
     """{traffic: {"per_seed": [evaluate_no_crash result + seconds, ...], "crashes_per_100", "success", "return":
-    mean ± SE over seeds, "action_fractions": how often each action was chosen over all seeds' steps}} for `episodes` episodes per traffic and seed, `batch` episodes stepped together in each
-    of `workers` processes (the episodes do not depend on either)."""
+    mean ± SE over seeds, "action_fractions": how often each action was chosen over all seeds' steps}} for
+    `episodes` episodes per traffic and seed, `batch` episodes stepped together in each of `workers` processes (the
+    episodes do not depend on either)."""
     for t in traffics:
         check_traffic(t)
     if not seeds:

@@ -64,6 +64,9 @@ class InverseDynamics(nn.Module):
         return self.net(torch.cat([s_t, s_next], dim=-1))
 
 
+BC_META_KEY = "bc_policy"  # meta.json entry with a trained BCPolicyMLP's shape (train_bc_policy, load_bc_driver)
+
+
 class BCPolicyMLP(nn.Module):
     """The behaviour-cloning baseline: logits = MLP(flattened observation), ReLU between layers.
 

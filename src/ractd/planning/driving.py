@@ -140,8 +140,7 @@ def load_bc_driver(run: str | Path, weights: str = "model") -> BCDriver:
     from safetensors.torch import load_file
 
     from ..io import read_json
-    from ..nn.mlp import BCPolicyMLP
-    from ..train.bc import BC_META_KEY
+    from ..nn.mlp import BC_META_KEY, BCPolicyMLP
 
     run = Path(run)
     meta = read_json(run / "meta.json")

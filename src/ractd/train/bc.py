@@ -94,7 +94,6 @@ class TransitionBatches:
         return {"obs": self.obs[indices], "action": self.action[indices]}
 
 
-BC_META_KEY = "bc_policy"  # meta.json entry with the network's shape, read back by `ractd.planning.load_bc_driver`
 
 
 def train_bc_policy(observations: np.ndarray, actions: np.ndarray, run_dir: str | Path, cfg: Any,
@@ -103,7 +102,7 @@ def train_bc_policy(observations: np.ndarray, actions: np.ndarray, run_dir: str 
     """Train a `BCPolicyMLP` (obs → action logits) on (observation, action) pairs with the cross-entropy, through
     the training loop (`cfg`: a `LoopConfig`); the weights go to run_dir/model.safetensors and the network's shape
     to meta.json's `bc_policy`. Returns the loop's `TrainResult`."""
-    from ..nn.mlp import BCPolicyMLP
+    from ..nn.mlp import BC_META_KEY, BCPolicyMLP
     from .loop import train
 
     data = TransitionBatches(observations, actions)
