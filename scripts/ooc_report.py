@@ -242,7 +242,7 @@ def ooc_lines(out: Path) -> list[str]:
     return lines
 
 
-FIGURE_RUNS = ("none", "cross_attention", "cross_attention_eps_clean")  # the plan figures shown in the report
+FIGURE_RUNS = ("none", "concat", "cross_attention", "cross_attention_eps_clean")  # the plan figures shown in the report
 
 
 def figure_lines(out: Path) -> list[str]:
