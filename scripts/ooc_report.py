@@ -18,6 +18,8 @@ import re
 import shutil
 from pathlib import Path
 
+from ractd.evaluate.ooc_roundabout import mean_se  # mean ± SE over seeds (SE 0 for one)
+
 OUT = Path(__file__).resolve().parents[1] / "results" / "report"
 DROP = ("per_plan", "task_first_step", "task_pairs")
 METRICS = (("plan_success", "plan success"), ("collision_free", "collision-free"), ("continuous", "continuous"),
@@ -155,13 +157,6 @@ def model_of(run: str) -> str:
     return SEED_SUFFIX.sub("", run)
 
 
-def _mean_se(values: list[float]) -> tuple[float, float]:
-    n = len(values)
-    mean = sum(values) / n
-    se = (sum((v - mean) ** 2 for v in values) / (n - 1)) ** 0.5 / n ** 0.5 if n > 1 else 0.0
-    return mean, se
-
-
 def seed_results(files: list[Path]) -> dict[str, list[dict]]:
     """{model: [its true-waypoint evaluation at the run's own λ, one per training seed]} for the three models."""
     by: dict[str, list[dict]] = {}
@@ -186,8 +181,8 @@ def seed_table_lines(by: dict[str, list[dict]]) -> list[str]:
             for key, _ in metrics:
                 values = [r["splits"][split]["summary"][key] for r in results if key in r["splits"][split]["summary"]]
                 digits = 2 if key == "mean_waypoint_hits" else 3
-                mean, se = _mean_se(values) if values else (None, None)
-                cells.append("–" if mean is None else f"{mean:.{digits}f} ± {se:.{digits}f}")
+                stat = mean_se(values) if values else None
+                cells.append("–" if stat is None else f"{stat['mean']:.{digits}f} ± {stat['se']:.{digits}f}")
             trained = f"{sum(walls) / len(walls) / 60:.0f} min" if walls else "–"
             lines.append(f"| {model} | {seeds} | {split.upper()} | " + " | ".join(cells) + f" | {trained} |")
     return [*lines, ""]
@@ -283,7 +278,7 @@ def target_lines(by: dict[str, list[dict]]) -> list[str]:
         return []
 
     def mean(results: list[dict], split: str, key: str) -> float:
-        return _mean_se([r["splits"][split]["summary"][key] for r in results])[0]
+        return mean_se([r["splits"][split]["summary"][key] for r in results])["mean"]
 
     counts = {len(none), len(xattn)}
     seeds = ("training seed 0" if counts == {1} else f"means over {len(none)} training seeds" if len(counts) == 1

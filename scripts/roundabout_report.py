@@ -113,6 +113,11 @@ def evaluate(names: list[str], episodes: int, seeds: int, workers: int, batch: i
         print(f"wrote {path}")
 
 
+def standard_errors_apart(a: dict[str, float], b: dict[str, float]) -> float:
+    """(b − a) in units of their combined standard error √(SE_a² + SE_b²)."""
+    return (b["mean"] - a["mean"]) / max((a["se"] ** 2 + b["se"] ** 2) ** 0.5, 1e-9)
+
+
 def _cell(stat: dict[str, float], digits: int) -> str:
     return f"{stat['mean']:.{digits}f} ± {stat['se']:.{digits}f}"
 
@@ -230,7 +235,7 @@ def reading_lines(results: list[dict[str, Any]]) -> list[str]:
         if other not in by:
             return ""
         a, b = (by[m]["traffic"]["mixed"]["crashes_per_100"] for m in ("cross_attention", other))
-        z = (b["mean"] - a["mean"]) / max((a["se"] ** 2 + b["se"] ** 2) ** 0.5, 1e-9)
+        z = standard_errors_apart(a, b)
         word = "fewer" if z >= 0 else "more"
         return (f"In mixed traffic it crashes {abs(b['mean'] - a['mean']):.1f} times per 100 {word} than {name} "
                 f"({abs(z):.1f} combined standard errors of the evaluation seeds).")
@@ -302,7 +307,7 @@ def target_lines(results: list[dict[str, Any]]) -> list[str]:
                         ("cross_attention:random", "same planner with random kinds")):
         if other in by:
             met = planner["mean"] < by[other]["mean"]
-            z = (by[other]["mean"] - planner["mean"]) / max((planner["se"] ** 2 + by[other]["se"] ** 2) ** 0.5, 1e-9)
+            z = standard_errors_apart(planner, by[other])
             noise = " (within 2 combined standard errors: not resolved by 3 evaluation seeds)" if abs(z) < 2 else ""
             out.append(f"| mixed traffic: cross-attention planner fewer crashes per 100 than the {name} | "
                        f"{'met' if met else 'missed'}: "

@@ -16,13 +16,13 @@ Generators = torch.Generator | Sequence[torch.Generator] | None
 
 def gaussian_noise(shape: Sequence[int], generator: Generators = None, device: torch.device | str | None = None,
                    dtype: torch.dtype | None = None) -> torch.Tensor:
-    """N(0, I) of `shape`: from `generator` (None: torch's global one), or row by row when it is a sequence of one
-    generator per row of the batch (shape[0])."""
+    """N(0, I) of `shape` on `device`: from `generator` (None: torch's global one), or row by row when it is a
+    sequence of one generator per row of the batch (shape[0]), each row drawn on its generator's device."""
     shape = tuple(int(n) for n in shape)
     if generator is None or isinstance(generator, torch.Generator):
         return torch.randn(shape, generator=generator, device=device, dtype=dtype)
     generators = list(generator)
     if len(generators) != shape[0]:
         raise ValueError(f"{len(generators)} generators for a batch of {shape[0]} rows; pass one per row")
-    rows = [torch.randn(shape[1:], generator=g, dtype=dtype) for g in generators]
+    rows = [torch.randn(shape[1:], generator=g, dtype=dtype, device=g.device) for g in generators]
     return torch.stack(rows).to(device) if rows else torch.empty(shape, dtype=dtype, device=device)

@@ -16,7 +16,7 @@ import torch
 
 from ..artifact import Artifact, load_artifact
 from ..conditioning import kind_condition
-from ..data.generate.roundabout import Rngs, categorical_actions
+from ..data.generate.roundabout import Rngs, categorical_actions, per_row
 from ..devices import check_device
 from ..diffusion import known_states, sample_ddpm
 from ..diffusion.noise import Generators, gaussian_noise
@@ -33,18 +33,6 @@ def random_kinds(kinds: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     other = (out != NULL) & (out != EGO)
     out[other] = rng.choice(np.array([CAR, BICYCLE]), size=int(other.sum()))
     return out
-
-
-def per_row(rng: Rngs, n: int) -> list[np.random.Generator]:
-    """One generator per batch row: `rng` itself when the batch has one row, else the rows' own generators."""
-    if isinstance(rng, np.random.Generator):
-        if n != 1:
-            raise ValueError(f"one generator for a batch of {n} rows; pass one per row (episodes are independent)")
-        return [rng]
-    rngs = list(rng)
-    if len(rngs) != n:
-        raise ValueError(f"{len(rngs)} generators for a batch of {n} rows; pass one per row")
-    return rngs
 
 
 class DiffusionDriver:

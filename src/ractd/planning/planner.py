@@ -22,7 +22,7 @@ import torch
 
 from ..artifact import Artifact, ArtifactError, load_artifact
 from ..devices import check_device
-from ..diffusion import multistep_sample, sample_ddim, sample_euler, sample_heun
+from ..diffusion import gaussian_noise, multistep_sample, sample_ddim, sample_euler, sample_heun
 from .core import PlanCore
 from .samplers import SAMPLERS, SamplerSpec, chain_sigmas, ode_grid, parse_sampler
 
@@ -129,12 +129,8 @@ class Planner:
         """Noise whose row b comes from generators[b] alone (evaluation: one generator per episode)."""
         if len(generators) != batch:
             raise ValueError(f"generators: expected one per row ({batch}), got {len(generators)}")
-        shape = (self.horizon, self.x_dim)
-
-        def noise(n: int) -> torch.Tensor:
-            return torch.stack([torch.randn(shape, generator=g, device=self.device) for g in generators])
-
-        return noise
+        shape = (batch, self.horizon, self.x_dim)
+        return lambda n: gaussian_noise(shape, generators, self.device)
 
     def _one_step(self, scale: float | None, cond: torch.Tensor, noise: Noise) -> torch.Tensor:
         # x̂ = clamp(G_θ(s·x_T, σ_max, σ_min)), x_T ~ N(0, I), s = init_noise_scale  (§5); 1.0·x_T is x_T exactly

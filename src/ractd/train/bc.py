@@ -94,8 +94,6 @@ class TransitionBatches:
         return {"obs": self.obs[indices], "action": self.action[indices]}
 
 
-
-
 def train_bc_policy(observations: np.ndarray, actions: np.ndarray, run_dir: str | Path, cfg: Any,
                     hidden: Sequence[int] = (256, 256), n_actions: int | None = None, progress: bool = True,
                     run_meta: dict[str, Any] | None = None) -> Any:

@@ -68,14 +68,23 @@ def categorical_actions(logits: np.ndarray, rng: Rngs, deterministic: bool = Tru
     return np.minimum((u > cdf).sum(axis=-1), cdf.shape[-1] - 1).astype(np.int64)
 
 
+def per_row(rng: Rngs, n: int) -> list[np.random.Generator]:
+    """The n rows' own generators; one generator stands for a single row only (episodes are independent)."""
+    if isinstance(rng, np.random.Generator):
+        if n != 1:
+            raise ValueError(f"one generator for a batch of {n} rows; pass one per row (episodes are independent)")
+        return [rng]
+    rngs = list(rng)
+    if len(rngs) != n:
+        raise ValueError(f"{len(rngs)} generators for a batch of {n} rows; pass one per row")
+    return rngs
+
+
 def uniform_per_row(rng: Rngs, n: int) -> np.ndarray:
     """(n, 1) uniform draws: n from one generator, or one from each of n per-row generators."""
     if isinstance(rng, np.random.Generator):
         return rng.random((n, 1))
-    rngs = list(rng)
-    if len(rngs) != n:
-        raise ValueError(f"{len(rngs)} generators for a batch of {n} observations; pass one per row")
-    return np.array([g.random(1) for g in rngs]).reshape(n, 1)
+    return np.array([g.random(1) for g in per_row(rng, n)]).reshape(n, 1)
 
 
 # --------------------------------------------------------------------------- recipes
