@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -122,10 +123,43 @@ def _cell(stat: dict[str, float], digits: int) -> str:
     return f"{stat['mean']:.{digits}f} ± {stat['se']:.{digits}f}"
 
 
-# table rows, baselines first
+SEED_SUFFIX = re.compile(r"_seed(\d+)(?=:|$)")  # a MODEL of training seed k ≥ 1: <run>_seed<k>[:random]
+
+
+def base_model(name: str) -> tuple[str, int]:
+    """("cross_attention:random", 2) for "cross_attention_seed2:random": the model and its training seed."""
+    match = SEED_SUFFIX.search(name)
+    return (SEED_SUFFIX.sub("", name), int(match.group(1))) if match else (name, 0)
+
+
+def training_seed_groups(results: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """{model: its results, one per training seed, by seed} for the models evaluated on ≥ 2 training seeds."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in sorted(results, key=lambda r: base_model(r["model"])[1]):
+        groups.setdefault(base_model(r["model"])[0], []).append(r)
+    return {m: rs for m, rs in groups.items() if len(rs) > 1}
+
+
+def over_training_seeds(group: list[dict[str, Any]], traffic: str, metric: str) -> dict[str, float] | None:
+    """Mean ± SE over training seeds of each seed's mean over its evaluation seeds (None unless every seed has
+    the traffic)."""
+    from ractd.evaluate.ooc_roundabout import mean_se
+
+    if not all(traffic in r["traffic"] for r in group):
+        return None
+    return mean_se([r["traffic"][traffic][metric]["mean"] for r in group])
+
+
+# table rows, baselines first; a model's training seeds after it
 ORDER = ("ppo", "bc", "bc_seed1", "bc_seed2", "none", "concat", "cross_attention", "cross_attention:random",
          "cross_attention_clean", "cross_attention_clean:random", "expert-car", "expert-bicycle")
 THESIS_ROW = {"ppo": "PPO", "bc": "BC", "cross_attention": "Diffusion"}
+
+
+def _order(r: dict[str, Any]) -> tuple[int, int]:
+    model, seed = base_model(r["model"])
+    model = "bc" if r["kind"] == "BC" else model
+    return (ORDER.index(model) if model in ORDER else len(ORDER), seed)
 
 
 def label(r: dict[str, Any]) -> str:
@@ -157,15 +191,16 @@ def roundabout_lines(out: Path) -> list[str]:
     files = sorted((out / "ooc" / "ooc-roundabout").glob("*.json"))
     if not files:
         return []
-    results = sorted((json.loads(f.read_text()) for f in files),
-                     key=lambda r: ORDER.index(r["model"]) if r["model"] in ORDER else len(ORDER))
+    every = sorted((json.loads(f.read_text()) for f in files), key=_order)
+    results = [r for r in every if base_model(r["model"])[1] == 0 or r["kind"] == "BC"]  # seed 0 (BC: each)
     lines = ["## Conditioned diffusion: Roundabout (thesis Table A.5)", "",
              "Trained on the experts' successful episodes of the two training combinations (all cars, all bicycles: "
              "1,000 each, `ractd data generate roundabout-experts`), tested on traffics never seen in training: "
              "`mixed` (each of the four road users a car or a bicycle, both kinds present) and `test-2` (three "
-             "bicycles and one car). Per model: 100 episodes per traffic and evaluation seed, 3 evaluation seeds "
-             "(one training seed); crashes per 100 episodes and episode return, mean ± SE over the evaluation "
-             "seeds; the actions chosen in mixed traffic (% LANE_LEFT / IDLE / LANE_RIGHT / FASTER / SLOWER). "
+             "bicycles and one car). Per model (training seed 0 here; over training seeds below): 100 episodes per "
+             "traffic and evaluation seed, 3 evaluation seeds; crashes per 100 episodes and episode return, mean ± SE "
+             "over the evaluation seeds; the actions chosen in mixed traffic (% LANE_LEFT / "
+             "IDLE / LANE_RIGHT / FASTER / SLOWER). "
              "Planners replan every step with DDPM (T = 80, guidance λ = 1), H = 8, `cpu` preset "
              "(`python scripts/roundabout_report.py`). The experts are references, not baselines: each was trained "
              "in one training combination.", "",
@@ -184,7 +219,35 @@ def roundabout_lines(out: Path) -> list[str]:
     lines += ["", "The thesis's numbers come from its own data (320,000 expert episodes), a 13.5 M-parameter planner "
               "and 2e5-step PPO policies; ours from 2,000 episodes, the 1.3 M-parameter `cpu` planner and 5e4-step "
               "PPO policies.", ""]
-    return [*lines, *other_traffic_lines(results), *target_lines(results), "", *reading_lines(results)]
+    groups = training_seed_groups(every)
+    return [*lines, *other_traffic_lines(results), *seed_lines(groups), *target_lines(results, groups), "",
+            *reading_lines(results)]
+
+
+def seed_lines(groups: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """The models trained with several seeds: each seed's mixed-traffic crashes and their mean ± SE."""
+    if not groups:
+        return []
+    lines = ["Over training seeds (each model retrained with seeds 0, 1, 2, … on the same data; each seed evaluated "
+             "as above): mean ± SE over the training seeds of each seed's mean over its 3 evaluation seeds, and the "
+             "seeds' own values.", "",
+             "| model | training seeds | mixed: crashes / 100 | mixed: per training seed | mixed: return | "
+             "test-2: crashes / 100 | car (training): success | bicycle (training): success |",
+             "|---|---|---|---|---|---|---|---|"]
+    for model, group in groups.items():
+        seeds = ", ".join(str(base_model(r["model"])[1] if r["kind"] != "BC" else r.get("training_seed", 0))
+                          for r in group)
+        stat = {(t, m): over_training_seeds(group, t, m) for t in ("mixed", "test-2", "car", "bicycle")
+                for m in ("crashes_per_100", "return", "success")}
+        per_seed = ", ".join(f"{r['traffic']['mixed']['crashes_per_100']['mean']:.1f}" for r in group
+                             if "mixed" in r["traffic"])
+        cells = [_cell(s, d) if s else "–" for s, d in (
+            (stat["mixed", "crashes_per_100"], 1), (stat["mixed", "return"], 2), (stat["test-2", "crashes_per_100"], 1),
+            (stat["car", "success"], 3), (stat["bicycle", "success"], 3))]
+        name = "BC-MLP" if group[0]["kind"] == "BC" else f"`{model}`"
+        lines.append(f"| {name} | {seeds} | {cells[0]} | {per_seed} | {cells[1]} | {cells[2]} | {cells[3]} | "
+                     f"{cells[4]} |")
+    return [*lines, ""]
 
 
 OTHER_TRAFFICS = (("car", "car (training)"), ("bicycle", "bicycle (training)"), ("test-1", "test-1"))
@@ -295,31 +358,43 @@ def reading_lines(results: list[dict[str, Any]]) -> list[str]:
     return [text, ""]
 
 
-def target_lines(results: list[dict[str, Any]]) -> list[str]:
-    """On mixed traffic: fewer crashes than PPO and than the unconditioned planner."""
-    by = {r["model"]: r["traffic"]["mixed"]["crashes_per_100"] for r in results if "mixed" in r["traffic"]}
+def target_lines(results: list[dict[str, Any]], groups: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """On mixed traffic: fewer crashes than PPO and than the unconditioned planner; in the training combinations,
+    success within 0.10 of the experts'. A model trained with several seeds enters as its mean ± SE over them, one
+    trained once as its mean ± SE over evaluation seeds."""
     by_model = {r["model"]: r["traffic"] for r in results}
-    planner = by.get("cross_attention")
+
+    def stat(model: str, traffic: str, metric: str) -> tuple[dict[str, float] | None, int]:
+        if model in groups and (over := over_training_seeds(groups[model], traffic, metric)):
+            return over, len(groups[model])
+        t = by_model.get(model, {}).get(traffic)
+        return (t[metric], 1) if t else (None, 0)
+
+    def seeds(n: int) -> str:
+        return f"{n} training seeds" if n > 1 else "1 training seed"
+
+    planner, n = stat("cross_attention", "mixed", "crashes_per_100")
     if planner is None:
         return []
     out = ["| target | result |", "|---|---|"]
     for other, name in (("ppo", "PPO baseline"), ("none", "unconditioned planner"),
                         ("cross_attention:random", "same planner with random kinds")):
-        if other in by:
-            met = planner["mean"] < by[other]["mean"]
-            z = standard_errors_apart(planner, by[other])
-            noise = " (within 2 combined standard errors: not resolved by 3 evaluation seeds)" if abs(z) < 2 else ""
-            out.append(f"| mixed traffic: cross-attention planner fewer crashes per 100 than the {name} | "
-                       f"{'met' if met else 'missed'}: "
-                       f"{_cell(planner, 1)} vs {_cell(by[other], 1)}{noise} |")
-    experts = {t: by_model.get(f"expert-{t}") for t in ("car", "bicycle")}
-    for traffic, expert in experts.items():
-        planner_t = (by_model.get("cross_attention") or {}).get(traffic)
-        if expert and planner_t and traffic in expert:
-            gap = expert[traffic]["success"]["mean"] - planner_t["success"]["mean"]
+        theirs, m = stat(other, "mixed", "crashes_per_100")
+        if theirs is None:
+            continue
+        z = standard_errors_apart(planner, theirs)
+        noise = " — within 2 combined standard errors: not resolved" if abs(z) < 2 else ""
+        out.append(f"| mixed traffic: cross-attention planner fewer crashes per 100 than the {name} | "
+                   f"{'met' if planner['mean'] < theirs['mean'] else 'missed'}: {_cell(planner, 1)} ({seeds(n)}) vs "
+                   f"{_cell(theirs, 1)} ({seeds(m)}){noise} |")
+    for traffic in ("car", "bicycle"):
+        expert, _ = stat(f"expert-{traffic}", traffic, "success")
+        mine, k = stat("cross_attention", traffic, "success")
+        if expert and mine:
+            gap = expert["mean"] - mine["mean"]
             out.append(f"| {traffic} traffic (training): cross-attention planner's success within 0.10 of its "
-                       f"expert's | {'met' if gap <= 0.10 else 'missed'}: {planner_t['success']['mean']:.3f} vs "
-                       f"{expert[traffic]['success']['mean']:.3f} |")
+                       f"expert's | {'met' if gap <= 0.10 else 'missed'}: {mine['mean']:.3f} ({seeds(k)}) vs "
+                       f"{expert['mean']:.3f} |")
     return out
 
 

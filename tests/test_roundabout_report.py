@@ -1,0 +1,57 @@
+"""scripts/roundabout_report.py: training seeds are grouped by model and the targets use their spread."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+@pytest.fixture
+def rr(monkeypatch):
+    monkeypatch.syspath_prepend(str(SCRIPTS))
+    monkeypatch.delitem(sys.modules, "roundabout_report", raising=False)
+    import roundabout_report
+
+    return roundabout_report
+
+
+def result(model: str, mixed: float, kind: str = "diffusion", se: float = 1.0, **traffic) -> dict:
+    stats = {"mixed": mixed, **traffic}
+    return {"model": model, "kind": kind, "traffic": {
+        t: {"crashes_per_100": {"mean": v, "se": se}, "success": {"mean": 1 - v / 100, "se": 0.0},
+            "return": {"mean": 8.0, "se": 0.1}} for t, v in stats.items()}}
+
+
+def test_a_seed_suffix_names_the_model_and_its_training_seed(rr):
+    assert rr.base_model("cross_attention_seed2:random") == ("cross_attention:random", 2)
+    assert rr.base_model("cross_attention_seed1") == ("cross_attention", 1)
+    assert rr.base_model("cross_attention:random") == ("cross_attention:random", 0)
+    assert rr.base_model("bc_seed10") == ("bc", 10)
+
+
+def test_models_with_several_training_seeds_are_grouped_in_seed_order(rr):
+    rs = [result("none_seed2", 30.0), result("none", 40.0), result("none_seed1", 35.0), result("ppo", 34.0, "PPO"),
+          result("cross_attention_seed1:random", 33.0), result("cross_attention:random", 31.0)]
+    groups = rr.training_seed_groups(rs)
+    assert list(groups) == ["none", "cross_attention:random"]  # ppo was trained once
+    assert [r["model"] for r in groups["none"]] == ["none", "none_seed1", "none_seed2"]
+    stat = rr.over_training_seeds(groups["none"], "mixed", "crashes_per_100")
+    assert stat["mean"] == pytest.approx(35.0)
+    assert stat["se"] == pytest.approx(np.std([40, 35, 30], ddof=1) / np.sqrt(3))
+    assert rr.over_training_seeds(groups["none"], "test-2", "crashes_per_100") is None  # no seed has it
+
+
+def test_targets_compare_over_training_seeds_where_a_model_has_them(rr):
+    rs = [result("cross_attention", 20.0), result("cross_attention_seed1", 22.0), result("cross_attention_seed2", 24.0),
+          result("none", 40.0), result("ppo", 21.0, "PPO", se=0.5)]
+    lines = rr.target_lines([r for r in rs if "_seed" not in r["model"]], rr.training_seed_groups(rs))
+    text = "\n".join(lines)
+    # 22.0 ± 1.15 over three seeds vs PPO's 21.0 ± 0.5: missed, and within 2 SE
+    assert "than the PPO baseline | missed: 22.0 ± 1.2 (3 training seeds) vs 21.0 ± 0.5 (1 training seed) — within" \
+        in text
+    # vs the single-seed unconditioned planner: 18 apart, SE √(1.15² + 1²) ≈ 1.5 → resolved
+    assert "than the unconditioned planner | met: 22.0 ± 1.2 (3 training seeds) vs 40.0 ± 1.0 (1 training seed) |" \
+        in text
