@@ -13,6 +13,7 @@ pytest.importorskip("highway_env")
 
 from ractd.data.d4rl import load_d4rl  # noqa: E402
 from ractd.data.generate import roundabout as rb  # noqa: E402
+from ractd.data.generate.extras import MissingExtraError  # noqa: E402
 from ractd.envs.roundabout import composition_tokens, make_roundabout_env  # noqa: E402
 
 
@@ -109,7 +110,7 @@ def test_tiny_ppo_expert_trains_saves_and_is_reused(tmp_path: Path) -> None:
 
 def test_training_without_stable_baselines3_names_the_extra(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "stable_baselines3", None)  # what `import` sees when it is not installed
-    with pytest.raises(rb.MissingExtraError, match=r"pip install 'ractd\[generate\]'"):
+    with pytest.raises(MissingExtraError, match=r"pip install 'ractd\[generate\]'"):
         rb.train_expert(rb.expert_recipe("car"), tmp_path / "car")
 
 

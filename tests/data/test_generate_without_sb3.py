@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 import ractd
-from ractd.data.generate.ppo import MissingExtraError, train_behaviour_policies
+from ractd.data.generate.extras import MissingExtraError
+from ractd.data.generate.ppo import train_behaviour_policies
 
 # Run in a fresh interpreter in which `import stable_baselines3` fails, as it does when it is not installed.
 WITHOUT_SB3 = "import sys\nsys.modules['stable_baselines3'] = None\n"

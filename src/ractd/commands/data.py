@@ -108,8 +108,8 @@ def generate(
         summary = generate_maze2d(name, out_dir, seed=seed, steps=steps, progress=progress, minari=minari,
                                   overwrite=overwrite)
     elif name.split("-")[0] in LOCOMOTION_ROBOTS:
+        from ractd.data.generate.extras import MissingExtraError
         from ractd.data.generate.locomotion import generate_locomotion
-        from ractd.data.generate.ppo import MissingExtraError
 
         try:
             summary = generate_locomotion(
@@ -127,7 +127,7 @@ def generate(
 def _generate_roundabout(steps: int | None, seed: int, out: Path | None, progress: bool, train_steps: int | None,
                          overwrite: bool, episodes: int, recipe: list[str], scale: str, workers: int) -> None:
     from ractd.data.errors import DatasetError
-    from ractd.data.generate.roundabout import MissingExtraError
+    from ractd.data.generate.extras import MissingExtraError
     from ractd.data.generate.roundabout_dataset import DATASET, ExpertsBelowThresholdError, generate_roundabout
     from ractd.data.generate.save import refuse_to_replace
     from ractd.envs.roundabout import MissingHighwayEnvError

@@ -24,13 +24,13 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from ractd.data.generate.extras import require_generate_extra
 from ractd.data.generate.policies import GaussianMLPPolicy, UniformRandomPolicy
 from ractd.data.generate.recipes import PPORecipe, recipe_for
 from ractd.data.generate.rollout import evaluate_returns
 from ractd.data.generate.save import package_versions
 from ractd.io import atomic_path, read_json, write_json
 
-INSTALL_HINT = "pip install 'ractd[generate]'"
 MANIFEST = "policies.json"
 CURVE = "training_curve.csv"
 FORMAT = 2  # manifest layout version: snapshots + learner sequence (1 = one cached learner stream)
@@ -40,23 +40,9 @@ CHECK = {"episodes": 8, "horizon": 100, "seed": 20240613}
 FINAL_EVAL_EPISODES = 20  # fresh episodes that re-evaluate the selected medium and expert snapshots
 
 
-class MissingExtraError(ImportError):
-    """A package of the optional `generate` extra is not installed; the one-line message says which and why."""
-
-
 def require_training_packages(needed_for: str, progress: bool) -> None:
     """Raise MissingExtraError unless stable-baselines3 (and tqdm, for its progress bar) can be imported."""
-    import importlib
-
-    packages = {"stable_baselines3": "stable-baselines3"} | ({"tqdm": "tqdm"} if progress else {})
-    for module, package in packages.items():
-        try:
-            importlib.import_module(module)
-        except ImportError:
-            raise MissingExtraError(
-                f"{needed_for} needs {package} to train its PPO behaviour policies; install it with: "
-                f"{INSTALL_HINT}"
-            ) from None
+    require_generate_extra(needed_for, "train its PPO behaviour policies", progress)
 
 
 def shipped_policy_dir(env_id: str) -> Path:

@@ -27,11 +27,11 @@ from typing import Any, Protocol
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
+from ractd.data.generate.extras import require_generate_extra
 from ractd.data.generate.recipes import RecipeData
 from ractd.envs.roundabout import ENV_ID, OBS_FEATURES, OBS_ROWS, check_traffic, composition_tokens
 from ractd.io import atomic_path, read_json, write_json
 
-INSTALL_HINT = "pip install 'ractd[generate]'"
 ACTION_NAMES: tuple[str, ...] = ("LANE_LEFT", "IDLE", "LANE_RIGHT", "FASTER", "SLOWER")  # DiscreteMetaAction
 N_ACTIONS = len(ACTION_NAMES)
 IDLE = ACTION_NAMES.index("IDLE")
@@ -394,21 +394,6 @@ def evaluate_no_crash(policy: Policy, traffic: str, episodes: int = 100, seed: i
 # --------------------------------------------------------------------------- training
 
 
-class MissingExtraError(ImportError):
-    """stable-baselines3 (the optional `generate` extra) is not installed."""
-
-
-def require_stable_baselines3(needed_for: str) -> None:
-    """Raise MissingExtraError, naming the extra, unless stable-baselines3 can be imported."""
-    import importlib
-
-    try:
-        importlib.import_module("stable_baselines3")
-    except ImportError:
-        raise MissingExtraError(f"{needed_for} needs stable-baselines3 to train PPO; install it with: "
-                                f"{INSTALL_HINT}") from None
-
-
 def _make_env(traffic: str, env_config: dict[str, Any]) -> Any:
     from stable_baselines3.common.monitor import Monitor
 
@@ -436,7 +421,7 @@ def train_expert(recipe: ExpertRecipe, stem: str | Path, seed: int = 0, *, eval_
                              f"{info.get('seed')}); delete {meta_path} and {stem.with_suffix('.safetensors')} "
                              "to retrain")
         return info
-    require_stable_baselines3(f"the roundabout expert for traffic {recipe.traffic!r}")
+    require_generate_extra(f"the roundabout expert for traffic {recipe.traffic!r}", "train PPO")
     import functools
 
     import torch
