@@ -23,7 +23,8 @@ from experiments import (
 )  # scripts/experiments.py
 from ooc_report import ooc_lines  # scripts/ooc_report.py
 from roundabout_report import roundabout_lines  # scripts/roundabout_report.py
-from seed_report import seed_statistics_lines, study_lines  # scripts/seed_report.py
+from seed_report import load_eval as _load  # scripts/seed_report.py
+from seed_report import seed_statistics_lines, study_lines
 
 # Thesis (Duan 2025) numbers, for the comparison columns only.
 PAPER_RACTD = {"hopper-medium-replay": 104.9, "hopper-medium": 121.0, "hopper-medium-expert": 129.0,
@@ -54,11 +55,6 @@ PAPER_T34 = {("teacher", "ctd"): 50.8, ("rteacher", "rteacher_ctd"): 96.2, ("tea
 def _read(path: Path) -> dict:
     """A committed JSON file of results/report/ ({} if absent): the report never reads runs/ or datasets."""
     return json.loads(path.read_text()) if path.exists() else {}
-
-
-def _load(out: Path, task: str, stem: str) -> dict | None:
-    p = out / "eval" / task / f"{stem}.json"
-    return json.loads(p.read_text()) if p.exists() else None
 
 
 def _fmt(d: dict | None, key: str = "normalized_score") -> str:

@@ -22,9 +22,15 @@ from ractd.evaluate.aggregate import (
 METHODS = (("CTD", "ctd"), ("RACTD", "student"))  # (label, run name) of the one-step students
 
 
-def _score(out: Path, task: str, stem: str) -> float | None:
+def load_eval(out: Path, task: str, stem: str) -> dict | None:
+    """The evaluation results/report/eval/<task>/<stem>.json, or None if it has not run."""
     p = out / "eval" / task / f"{stem}.json"
-    return json.loads(p.read_text())["normalized_score"]["mean"] if p.exists() else None
+    return json.loads(p.read_text()) if p.exists() else None
+
+
+def _score(out: Path, task: str, stem: str) -> float | None:
+    d = load_eval(out, task, stem)
+    return d["normalized_score"]["mean"] if d else None
 
 
 def seed_statistics_lines(out: Path, seeds: Mapping[str, Sequence[int]], seed_suffix: Callable[[int], str]
