@@ -8,7 +8,7 @@ Every experiment is an entry of scripts/experiments.py (the trainings and evalua
 land in results/report/ (runs/, eval JSON, timings). The run folders and datasets are not committed, so `snapshot`
 keeps their summaries in results/report/runs.json and datasets.json, and the report is rendered only from the
 committed JSON: `report` works on a clean clone. Finished stages and evaluations are skipped, so an interrupted
-run resumes.
+run resumes; a stage trained again (its run folder absent or unfinished) drops its earlier evaluations first.
 """
 
 from __future__ import annotations
@@ -94,6 +94,10 @@ def run_section(section: str, episodes: int, teacher_episodes: int) -> None:
         if meta.exists() and read_json(meta).get("status") == "finished":
             continue
         print(f"[{section}] train {name}", flush=True)
+        for stale in sorted((OUT / "eval" / task).glob(f"{name}-*.json")):  # results of an earlier training
+            print(f"[{section}] {stale.relative_to(ROOT)} evaluated an earlier training of {name}: removed, "
+                  "evaluated again below (git keeps the old file)", flush=True)
+            stale.unlink()
         start = time.perf_counter()
         train_stage(resolve_config(task, "cpu", overrides), stage, runs, name=name, progress=False)
         record(timings_path, f"{task}/{name}", time.perf_counter() - start)

@@ -80,3 +80,28 @@ def test_the_committed_report_renders_from_committed_json_alone(report, tmp_path
     assert body(target.read_text()) == body((root / "docs" / "results.md").read_text())
     committed = root / "results" / "report" / "mode_selection.png"
     assert (out / "mode_selection.png").read_bytes() == committed.read_bytes()  # kept: no dataset to redraw it
+
+
+def test_training_a_stage_again_drops_its_earlier_evaluations(report, tmp_path, monkeypatch):
+    """An evaluation belongs to one training: retraining `student` re-evaluates it instead of keeping a stale file."""
+    import reproduce
+
+    import ractd.presets
+    import ractd.stages
+
+    out = tmp_path / "report"
+    evals = out / "eval" / "hopper-medium"
+    evals.mkdir(parents=True)
+    for stem in ("student-one_step-tracking", "student-multistep2-tracking", "student_long-one_step-tracking",
+                 "ctd-one_step-tracking"):
+        (evals / f"{stem}.json").write_text("{}")
+    trained = []
+    monkeypatch.setattr(reproduce, "OUT", out)
+    monkeypatch.setattr(reproduce, "ROOT", tmp_path)
+    monkeypatch.setitem(reproduce.TRAININGS, "hopper-medium", [("student", "student", [])])
+    monkeypatch.setitem(reproduce.EVALS, "hopper-medium", [])
+    monkeypatch.setattr(ractd.presets, "resolve_config", lambda *a, **k: None)
+    monkeypatch.setattr(ractd.stages, "train_stage", lambda cfg, stage, runs, name, progress: trained.append(name))
+    reproduce.run_section("hopper-medium", episodes=1, teacher_episodes=1)
+    assert trained == ["student"]
+    assert sorted(p.stem for p in evals.glob("*.json")) == ["ctd-one_step-tracking", "student_long-one_step-tracking"]
