@@ -250,7 +250,8 @@ def seed_lines(groups: dict[str, list[dict[str, Any]]]) -> list[str]:
     return [*lines, ""]
 
 
-OTHER_TRAFFICS = (("car", "car (training)"), ("bicycle", "bicycle (training)"), ("test-1", "test-1"))
+OTHER_TRAFFICS = (("car", "car (training)"), ("bicycle", "bicycle (training)"), ("test-1", "test-1"),
+                  ("bicycles-1", "1 bicycle"), ("bicycles-2", "2 bicycles"), ("bicycles-3", "3 bicycles"))
 
 
 def other_traffic_lines(results: list[dict[str, Any]]) -> list[str]:
@@ -258,13 +259,15 @@ def other_traffic_lines(results: list[dict[str, Any]]) -> list[str]:
     rows = [r for r in results if any(t in r["traffic"] for t, _ in OTHER_TRAFFICS)]
     if not rows:
         return []
-    lines = ["The training combinations and `test-1` (the incoming road user a bicycle, the other three cars), "
-             "crashes per 100 episodes, same protocol:", "",
-             "| model | " + " | ".join(name for _, name in OTHER_TRAFFICS) + " |",
-             "|---|" + "---|" * len(OTHER_TRAFFICS)]
+    traffics = [(t, name) for t, name in OTHER_TRAFFICS if any(t in r["traffic"] for r in rows)]
+    test1 = "`test-1` (the incoming road user a bicycle, the other three cars)"
+    lines = [("The training combinations, " + test1 + " and k = 1, 2, 3 bicycles among the four road users (their "
+              "places drawn uniformly)" if any(t.startswith("bicycles-") for t, _ in traffics) else
+              "The training combinations and " + test1) + ", crashes per 100 episodes, same protocol:", "",
+             "| model | " + " | ".join(name for _, name in traffics) + " |",
+             "|---|" + "---|" * len(traffics)]
     for r in rows:
-        cells = [_cell(r["traffic"][t]["crashes_per_100"], 1) if t in r["traffic"] else "–"
-                 for t, _ in OTHER_TRAFFICS]
+        cells = [_cell(r["traffic"][t]["crashes_per_100"], 1) if t in r["traffic"] else "–" for t, _ in traffics]
         lines.append(f"| {label(r)} | " + " | ".join(cells) + " |")
     return [*lines, ""]
 

@@ -55,3 +55,13 @@ def test_targets_compare_over_training_seeds_where_a_model_has_them(rr):
     # vs the single-seed unconditioned planner: 18 apart, SE √(1.15² + 1²) ≈ 1.5 → resolved
     assert "than the unconditioned planner | met: 22.0 ± 1.2 (3 training seeds) vs 40.0 ± 1.0 (1 training seed) |" \
         in text
+
+
+def test_the_other_traffics_table_has_a_column_only_for_traffics_some_model_ran(rr):
+    rs = [result("ppo", 34.0, "PPO", **{"test-1": 50.0, "bicycles-2": 30.0}), result("none", 40.0, car=20.0)]
+    rs[1].update(conditioning="none", inpaint="noised", kinds="true")
+    text = "\n".join(rr.other_traffic_lines(rs))
+    assert "| model | car (training) | test-1 | 2 bicycles |" in text
+    assert "| PPO baseline (training mixture) | – | 50.0 ± 1.0 | 30.0 ± 1.0 |" in text
+    assert "| diffusion, unconditioned, noised inpainting (`none`) | 20.0 ± 1.0 | – | – |" in text
+    assert "k = 1, 2, 3 bicycles" in text
