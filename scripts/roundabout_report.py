@@ -115,8 +115,12 @@ def evaluate(names: list[str], episodes: int, seeds: int, workers: int, batch: i
 
 
 def standard_errors_apart(a: dict[str, float], b: dict[str, float]) -> float:
-    """(b − a) in units of their combined standard error √(SE_a² + SE_b²)."""
-    return (b["mean"] - a["mean"]) / max((a["se"] ** 2 + b["se"] ** 2) ** 0.5, 1e-9)
+    """(b − a) in units of their combined standard error √(SE_a² + SE_b²); a side's SE is the larger of its own
+    and, where given, `se_pooled` (a spread over 2–3 training seeds can be small by chance)."""
+    def se(x: dict[str, float]) -> float:
+        return max(x["se"], x.get("se_pooled", 0.0))
+
+    return (b["mean"] - a["mean"]) / max((se(a) ** 2 + se(b) ** 2) ** 0.5, 1e-9)
 
 
 def _cell(stat: dict[str, float], digits: int) -> str:
@@ -142,12 +146,16 @@ def training_seed_groups(results: list[dict[str, Any]]) -> dict[str, list[dict[s
 
 def over_training_seeds(group: list[dict[str, Any]], traffic: str, metric: str) -> dict[str, float] | None:
     """Mean ± SE over training seeds of each seed's mean over its evaluation seeds (None unless every seed has
-    the traffic)."""
+    the traffic); for crashes also `se_pooled`, the SE over all (training seed, evaluation seed) pairs."""
     from ractd.evaluate.ooc_roundabout import mean_se
 
     if not all(traffic in r["traffic"] for r in group):
         return None
-    return mean_se([r["traffic"][traffic][metric]["mean"] for r in group])
+    stat = mean_se([r["traffic"][traffic][metric]["mean"] for r in group])
+    if metric == "crashes_per_100":
+        pairs = [100 * s["crashes"] / s["episodes"] for r in group for s in r["traffic"][traffic]["per_seed"]]
+        stat["se_pooled"] = mean_se(pairs)["se"]
+    return stat
 
 
 # table rows, baselines first; a model's training seeds after it
@@ -386,7 +394,8 @@ def target_lines(results: list[dict[str, Any]], groups: dict[str, list[dict[str,
         if theirs is None:
             continue
         z = standard_errors_apart(planner, theirs)
-        noise = " — within 2 combined standard errors: not resolved" if abs(z) < 2 else ""
+        noise = (" — within 2 combined standard errors (each side's the larger of its training-seed and pooled "
+                 "evaluation-seed SE): not resolved" if abs(z) < 2 else "")
         out.append(f"| mixed traffic: cross-attention planner fewer crashes per 100 than the {name} | "
                    f"{'met' if planner['mean'] < theirs['mean'] else 'missed'}: {_cell(planner, 1)} ({seeds(n)}) vs "
                    f"{_cell(theirs, 1)} ({seeds(m)}){noise} |")

@@ -19,10 +19,12 @@ def rr(monkeypatch):
 
 
 def result(model: str, mixed: float, kind: str = "diffusion", se: float = 1.0, **traffic) -> dict:
-    stats = {"mixed": mixed, **traffic}
+    """A model's result file: per traffic, 3 evaluation seeds with crashes v − d, v, v + d (SE `se`)."""
+    stats, d = {"mixed": mixed, **traffic}, se * np.sqrt(3)
     return {"model": model, "kind": kind, "traffic": {
         t: {"crashes_per_100": {"mean": v, "se": se}, "success": {"mean": 1 - v / 100, "se": 0.0},
-            "return": {"mean": 8.0, "se": 0.1}} for t, v in stats.items()}}
+            "return": {"mean": 8.0, "se": 0.1},
+            "per_seed": [{"crashes": c, "episodes": 100} for c in (v - d, v, v + d)]} for t, v in stats.items()}}
 
 
 def test_a_seed_suffix_names_the_model_and_its_training_seed(rr):
@@ -41,6 +43,8 @@ def test_models_with_several_training_seeds_are_grouped_in_seed_order(rr):
     stat = rr.over_training_seeds(groups["none"], "mixed", "crashes_per_100")
     assert stat["mean"] == pytest.approx(35.0)
     assert stat["se"] == pytest.approx(np.std([40, 35, 30], ddof=1) / np.sqrt(3))
+    pairs = [c + e for c in (40, 35, 30) for e in (-np.sqrt(3), 0, np.sqrt(3))]  # (training, evaluation) seeds
+    assert stat["se_pooled"] == pytest.approx(np.std(pairs, ddof=1) / 3)
     assert rr.over_training_seeds(groups["none"], "test-2", "crashes_per_100") is None  # no seed has it
 
 
@@ -55,6 +59,18 @@ def test_targets_compare_over_training_seeds_where_a_model_has_them(rr):
     # vs the single-seed unconditioned planner: 18 apart, SE √(1.15² + 1²) ≈ 1.5 → resolved
     assert "than the unconditioned planner | met: 22.0 ± 1.2 (3 training seeds) vs 40.0 ± 1.0 (1 training seed) |" \
         in text
+
+
+def test_a_spread_over_few_training_seeds_that_is_small_by_chance_does_not_resolve_a_difference(rr):
+    """Three seeds at 30, 30.1, 30.2 (SE 0.06) against 33 ± 0.5: 4.8 of its own SEs apart, but each seed's evaluation
+    seeds spread by ±5.2 (pooled SE ≈ 1.5), so the difference is within 2 combined SEs."""
+    rs = [result("cross_attention", 30.0, se=3.0), result("cross_attention_seed1", 30.1, se=3.0),
+          result("cross_attention_seed2", 30.2, se=3.0), result("ppo", 33.0, "PPO", se=0.5)]
+    groups = rr.training_seed_groups(rs)
+    planner = rr.over_training_seeds(groups["cross_attention"], "mixed", "crashes_per_100")
+    assert planner["se"] < 0.1 < 0.8 < planner["se_pooled"]
+    assert rr.standard_errors_apart(planner, {"mean": 33.0, "se": 0.5}) < 2
+    assert "not resolved" in "\n".join(rr.target_lines(rs[:1] + rs[3:], groups))
 
 
 def test_the_other_traffics_table_has_a_column_only_for_traffics_some_model_ran(rr):
