@@ -229,7 +229,7 @@ def roundabout_lines(out: Path) -> list[str]:
               "PPO policies.", ""]
     groups = training_seed_groups(every)
     return [*lines, *other_traffic_lines(results), *seed_lines(groups), *target_lines(results, groups), "",
-            *reading_lines(results)]
+            *reading_lines(results, every)]
 
 
 def seed_lines(groups: dict[str, list[dict[str, Any]]]) -> list[str]:
@@ -280,8 +280,8 @@ def other_traffic_lines(results: list[dict[str, Any]]) -> list[str]:
     return [*lines, ""]
 
 
-def reading_lines(results: list[dict[str, Any]]) -> list[str]:
-    """What the table says about the two driving modes, with its numbers."""
+def reading_lines(results: list[dict[str, Any]], every: list[dict[str, Any]] | None = None) -> list[str]:
+    """What the table says about the two driving modes, with its numbers (`every`: also other training seeds)."""
     by = {r["model"]: r for r in results}
     needed = ("expert-car", "expert-bicycle", "cross_attention", "cross_attention:random")
     if not all(m in by for m in needed):
@@ -314,8 +314,11 @@ def reading_lines(results: list[dict[str, Any]]) -> list[str]:
         return (f"In mixed traffic it crashes {abs(b['mean'] - a['mean']):.1f} times per 100 {word} than {name} "
                 f"({abs(z):.1f} combined standard errors of the evaluation seeds).")
 
-    same = [m for m in ("none", "concat", "cross_attention") if m in by
-            and per_seed(m, "test-2") == per_seed("expert-bicycle", "test-2")]
+    def test2_crashes(r: dict[str, Any]) -> list[int]:
+        return [s["crashes"] for s in r["traffic"].get("test-2", {}).get("per_seed", [])]
+
+    same = [r["model"] for r in every or results if r["kind"] == "diffusion" and r["kinds"] == "true"
+            and test2_crashes(r) == per_seed("expert-bicycle", "test-2")]
     text = ("What the table says. The two experts drive in two modes: the car expert slows down (SLOWER "
             f"{share('expert-car', 'mixed', 'SLOWER')} of its actions in mixed traffic) and crashes "
             f"{crashes('expert-car', 'mixed')} times per 100 in mixed traffic and {crashes('expert-car', 'test-2')} "
