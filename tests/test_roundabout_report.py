@@ -81,3 +81,14 @@ def test_the_other_traffics_table_has_a_column_only_for_traffics_some_model_ran(
     assert "| PPO baseline (training mixture) | – | 50.0 ± 1.0 | 30.0 ± 1.0 |" in text
     assert "| diffusion, unconditioned, noised inpainting (`none`) | 20.0 ± 1.0 | – | – |" in text
     assert "k = 1, 2, 3 bicycles" in text
+
+
+def test_the_reading_says_how_much_of_the_gain_over_the_unconditioned_planner_random_kinds_keep(rr):
+    by = {"cross_attention": result("cross_attention", 30.0, car=20.0, **{"test-2": 50.0}),
+          "none": result("none", 40.0, car=30.0, **{"test-2": 45.0}),
+          "cross_attention:random": result("cross_attention:random", 38.0)}
+    text = rr.against_unconditioned(by)
+    assert "crashes less in 2 of the 3 traffics" in text and "test-2: 50.0 vs 45.0" in text
+    assert "keeps 20 % of its mixed-traffic gain over the unconditioned planner." in text  # (40 − 38) / (40 − 30)
+    by["cross_attention:random"] = result("cross_attention:random", 31.0)
+    assert "keeps 90 %" in rr.against_unconditioned(by) and "not from the kinds" in rr.against_unconditioned(by)
