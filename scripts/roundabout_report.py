@@ -8,8 +8,9 @@
 results/ooc/runs/ooc-roundabout/bc. `evaluate` drives each MODEL over the test traffics (mixed, test-2) × evaluation
 seeds 0..seeds−1 and writes results/report/ooc/ooc-roundabout/<MODEL>.json with the model's facts (parameters,
 training time). A MODEL is `ppo`, `bc`, `expert-car`, `expert-bicycle`, or a planner run under
-results/ooc/runs/ooc-roundabout/ (its name; `NAME:random` conditions it on random kinds, the control).
-The report (scripts/render_report.py) renders `roundabout_lines` from the summaries only.
+results/ooc/runs/ooc-roundabout/ (its name; `NAME:random` conditions it on random kinds, the control); a run
+named `<model>_seed<k>` (BC: `bc_seed<k>`) is training seed k of <model>, and the report tables such models again
+over their training seeds. The report (scripts/render_report.py) renders `roundabout_lines` from the summaries only.
 """
 
 from __future__ import annotations
