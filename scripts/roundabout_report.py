@@ -246,13 +246,12 @@ def seed_lines(groups: dict[str, list[dict[str, Any]]]) -> list[str]:
     for model, group in groups.items():
         seeds = ", ".join(str(base_model(r["model"])[1] if r["kind"] != "BC" else r.get("training_seed", 0))
                           for r in group)
-        stat = {(t, m): over_training_seeds(group, t, m) for t in ("mixed", "test-2", "car", "bicycle")
-                for m in ("crashes_per_100", "return", "success")}
         per_seed = ", ".join(f"{r['traffic']['mixed']['crashes_per_100']['mean']:.1f}" for r in group
                              if "mixed" in r["traffic"])
-        cells = [_cell(s, d) if s else "–" for s, d in (
-            (stat["mixed", "crashes_per_100"], 1), (stat["mixed", "return"], 2), (stat["test-2", "crashes_per_100"], 1),
-            (stat["car", "success"], 3), (stat["bicycle", "success"], 3))]
+        cells = [_cell(s, digits) if (s := over_training_seeds(group, traffic, metric)) else "–"
+                 for traffic, metric, digits in (("mixed", "crashes_per_100", 1), ("mixed", "return", 2),
+                                                 ("test-2", "crashes_per_100", 1), ("car", "success", 3),
+                                                 ("bicycle", "success", 3))]
         name = "BC-MLP" if group[0]["kind"] == "BC" else f"`{model}`"
         lines.append(f"| {name} | {seeds} | {cells[0]} | {per_seed} | {cells[1]} | {cells[2]} | {cells[3]} | "
                      f"{cells[4]} |")
@@ -281,6 +280,11 @@ def other_traffic_lines(results: list[dict[str, Any]]) -> list[str]:
     return [*lines, ""]
 
 
+def crashes_per_seed(r: dict[str, Any], traffic: str) -> list[int]:
+    """A model's crash count per evaluation seed in `traffic` ([] if it was not evaluated there)."""
+    return [s["crashes"] for s in r["traffic"].get(traffic, {}).get("per_seed", [])]
+
+
 def reading_lines(results: list[dict[str, Any]], every: list[dict[str, Any]] | None = None) -> list[str]:
     """What the table says about the two driving modes, with its numbers (`every`: also other training seeds)."""
     by = {r["model"]: r for r in results}
@@ -298,8 +302,6 @@ def reading_lines(results: list[dict[str, Any]], every: list[dict[str, Any]] | N
     def slower(model: str, traffic: str) -> float:
         return (by[model]["traffic"][traffic].get("action_fractions") or {}).get("SLOWER", 0.0)
 
-    def per_seed(model: str, traffic: str) -> list[int]:
-        return [s["crashes"] for s in by[model]["traffic"][traffic]["per_seed"]]
 
     def mode(model: str) -> str:
         fractions = by[model]["traffic"]["mixed"].get("action_fractions") or {}
@@ -315,11 +317,9 @@ def reading_lines(results: list[dict[str, Any]], every: list[dict[str, Any]] | N
         return (f"In mixed traffic it crashes {abs(b['mean'] - a['mean']):.1f} times per 100 {word} than {name} "
                 f"({abs(z):.1f} combined standard errors of the evaluation seeds).")
 
-    def test2_crashes(r: dict[str, Any]) -> list[int]:
-        return [s["crashes"] for s in r["traffic"].get("test-2", {}).get("per_seed", [])]
-
+    bicycle_test2 = crashes_per_seed(by["expert-bicycle"], "test-2")
     same = [r["model"] for r in every or results if r["kind"] == "diffusion" and r["kinds"] == "true"
-            and test2_crashes(r) == per_seed("expert-bicycle", "test-2")]
+            and bicycle_test2 and crashes_per_seed(r, "test-2") == bicycle_test2]
     text = ("What the table says. The two experts drive in two modes: the car expert slows down (SLOWER "
             f"{share('expert-car', 'mixed', 'SLOWER')} of its actions in mixed traffic) and crashes "
             f"{crashes('expert-car', 'mixed')} times per 100 in mixed traffic and {crashes('expert-car', 'test-2')} "
@@ -353,7 +353,7 @@ def reading_lines(results: list[dict[str, Any]], every: list[dict[str, Any]] | N
                     "out-of-combination misses start there"))
     if same:
         text += (f"; in test-2 {', '.join(f'`{m}`' for m in same)} crash exactly as often as the bicycle expert "
-                 f"on every evaluation seed ({', '.join(map(str, per_seed('expert-bicycle', 'test-2')))})")
+                 f"on every evaluation seed ({', '.join(map(str, bicycle_test2))})")
     text += (". Random kinds change its crashes little (mixed: "
              f"{crashes('cross_attention:random', 'mixed')} against {crashes('cross_attention', 'mixed')} with the "
              f"true kinds; test-2: {crashes('cross_attention:random', 'test-2')} against "
