@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,23 @@ TINY = [
     "teacher.train.tensorboard=false", "reward.train.tensorboard=false", "student.train.tensorboard=false",
     "inverse_dynamics.train.tensorboard=false",
 ]
+
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"  # the repository's scripts (not part of the package)
+
+
+@pytest.fixture
+def fresh_script(monkeypatch):
+    """`fresh_script(name, *also)` imports scripts/<name>.py anew, with scripts/ on sys.path for this test only;
+    `also` names further script modules dropped from sys.modules first, so they are imported anew too."""
+    monkeypatch.syspath_prepend(str(SCRIPTS))
+
+    def load(name: str, *also: str):
+        for module in (name, *also):
+            monkeypatch.delitem(sys.modules, module, raising=False)
+        return importlib.import_module(name)
+
+    return load
 
 
 @pytest.fixture(scope="session")

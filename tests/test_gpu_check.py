@@ -5,7 +5,6 @@ cuda tests skipped, torchrun on gloo), so the GPU run cannot fail for a reason a
 from __future__ import annotations
 
 import json
-import sys
 import time
 import types
 from pathlib import Path
@@ -14,16 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
-
 
 @pytest.fixture
-def check(monkeypatch):
-    monkeypatch.syspath_prepend(str(SCRIPTS))
-    monkeypatch.delitem(sys.modules, "gpu_check", raising=False)
-    import gpu_check
-
-    return gpu_check
+def check(fresh_script):
+    return fresh_script("gpu_check")
 
 
 # ------------------------------------------------------------------------------------------------ arguments

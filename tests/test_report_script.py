@@ -10,15 +10,10 @@ SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 
 @pytest.fixture
-def report(monkeypatch, tmp_path):
-    monkeypatch.syspath_prepend(str(SCRIPTS))
+def report(fresh_script, monkeypatch, tmp_path):
     monkeypatch.setenv("RACTD_DATA_DIR", str(tmp_path / "data"))
-    for name in ("render_report", "reproduce", "experiments"):
-        monkeypatch.delitem(sys.modules, name, raising=False)
-    import experiments
-    import render_report
-
-    return render_report, experiments
+    experiments = fresh_script("experiments", "render_report", "reproduce")
+    return fresh_script("render_report"), experiments
 
 
 def test_rendering_does_not_load_the_runner(report):

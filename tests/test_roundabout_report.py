@@ -1,21 +1,12 @@
 """scripts/roundabout_report.py: training seeds are grouped by model and the targets use their spread."""
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
-
 
 @pytest.fixture
-def rr(monkeypatch):
-    monkeypatch.syspath_prepend(str(SCRIPTS))
-    monkeypatch.delitem(sys.modules, "roundabout_report", raising=False)
-    import roundabout_report
-
-    return roundabout_report
+def rr(fresh_script):
+    return fresh_script("roundabout_report")
 
 
 def result(model: str, mixed: float, kind: str = "diffusion", se: float = 1.0, **traffic) -> dict:
