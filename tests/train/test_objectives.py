@@ -9,14 +9,13 @@ import pytest
 import torch
 from torch import nn
 
-from ractd.diffusion import CTMConfig, DDPMConfig, EDMConfig, EDMDenoiser
+from ractd.diffusion import CTMConfig, DDPMConfig, EDMConfig, EDMDenoiser, plan_reward
 from ractd.nn import ConditionalUnet1D, InverseDynamics, ResidualMLP
 from ractd.train.objectives import (
     InverseDynamicsObjective,
     RewardObjective,
     StudentObjective,
     TeacherObjective,
-    plan_reward,
     reward_inputs,
 )
 

@@ -214,6 +214,18 @@ def dsm_loss(
     return _pseudo_huber(pred, x0, e.huber_c, e.huber_variant, weight), pred
 
 
+def plan_reward(
+    reward_net: Callable, x_hat: torch.Tensor, obs: torch.Tensor, aggregate: str, n_obs_steps: int
+) -> torch.Tensor:
+    """R_ψ of a predicted plan (docs/algorithm.md §4.7): first action with the current state (MuJoCo) or Σ_h R(ŝ_h)
+    (Maze2d)."""
+    if aggregate == "first_action":
+        k = n_obs_steps - 1
+        return reward_net(torch.cat([x_hat[:, k], obs[:, k]], dim=-1))
+    b, h, d = x_hat.shape
+    return reward_net(x_hat.reshape(b * h, d)).reshape(b, h).sum(dim=1)
+
+
 def reward_loss(reward: Callable[[torch.Tensor], torch.Tensor], x_hat: torch.Tensor, scale: RewardScale = "none"
                 ) -> torch.Tensor:
     """L_reward = −E[R_ψ(x̂)] on a clean student sample (Eq. 3.8); `reward` maps (B, H, C) → (B,).

@@ -7,7 +7,6 @@ loss. The mathematics lives in `ractd.diffusion`; this module only wires batches
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -22,6 +21,7 @@ from ..diffusion import (
     ddpm_loss,
     drop_condition,
     edm_loss,
+    plan_reward,
     ractd_loss,
     update_target,
 )
@@ -37,18 +37,6 @@ def reward_inputs(batch: dict[str, torch.Tensor], kind: str) -> tuple[torch.Tens
     if kind == "action_obs":
         return torch.cat([x[:, 0], batch["obs"][:, 0]], dim=-1), rtg[:, 0]
     return x.reshape(-1, x.shape[-1]), rtg.reshape(-1)
-
-
-def plan_reward(
-    reward_net: Callable, x_hat: torch.Tensor, obs: torch.Tensor, aggregate: str, n_obs_steps: int
-) -> torch.Tensor:
-    """R_ψ of a predicted plan (docs/algorithm.md §4.7): first action with the current state (MuJoCo) or Σ_h R(ŝ_h)
-    (Maze2d)."""
-    if aggregate == "first_action":
-        k = n_obs_steps - 1
-        return reward_net(torch.cat([x_hat[:, k], obs[:, k]], dim=-1))
-    b, h, d = x_hat.shape
-    return reward_net(x_hat.reshape(b * h, d)).reshape(b, h).sum(dim=1)
 
 
 class TeacherObjective:

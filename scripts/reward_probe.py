@@ -1,0 +1,73 @@
+#!/usr/bin/env python
+"""The σ_r study's exploitation check: how each trained hopper planner's first actions score under its seed's
+reward model, next to the data's own actions (ractd.evaluate.reward_probe; docs/algorithm.md §6.4).
+
+    python scripts/reward_probe.py [--task hopper-medium-replay ...] [--windows 2048]
+
+Probes every run folder of the study tasks under results/report/runs/<task>/ (students one-step, teachers with
+Heun) on the same training windows, and writes results/report/reward_probe.json ("<task>/<run>" -> probe), which
+`reproduce.py report` renders next to the runs' episode scores. Seconds per student; a teacher's 158 NFE take
+longer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from experiments import STUDY_TASKS  # scripts/experiments.py
+from reproduce import OUT, record  # scripts/reproduce.py
+
+
+def reward_run_of(run: str) -> str:
+    """The reward model of a run's training seed: "ractd_sigma0.3_seed2" -> "reward_seed2", "ctd" -> "reward"."""
+    m = re.search(r"_seed(\d+)$", run)
+    return f"reward_seed{m.group(1)}" if m else "reward"
+
+
+def probe_task(task: str, windows: int) -> None:
+    from ractd.artifact import load_artifact
+    from ractd.planning import load_planner
+    from ractd.planning.reward_probe import probe_reward
+    from ractd.prepare import prepare_data, stage_windows
+    from ractd.presets import resolve_config
+
+    runs = OUT / "runs" / task
+    cfg = resolve_config(task, "cpu", [])
+    data, _ = stage_windows(cfg, prepare_data(cfg), "student")
+    batch = data.get_batch(np.random.default_rng(0).choice(len(data), size=min(windows, len(data)), replace=False))
+    for run in sorted(p.parent for p in runs.glob("*/model.safetensors")):
+        stage = load_artifact(run).stage
+        if stage not in ("teacher", "student") or not (runs / reward_run_of(run.name)).exists():
+            continue
+        planner = load_planner(run, "heun" if stage == "teacher" else "one_step", seed=0)
+        if planner.cfg.data.dataset != cfg.data.dataset:
+            continue
+        reward = load_artifact(runs / reward_run_of(run.name), expect_stage="reward").net
+        start = time.perf_counter()
+        probe = probe_reward(planner, reward, batch, cfg.data.n_obs_steps)
+        print(f"{task}/{run.name}: R(plan) {probe.reward_plan:+.3f} vs R(data) {probe.reward_data:+.3f}, "
+              f"above max {probe.above_data_max:.3f}, outside {probe.actions_outside:.3f} "
+              f"({time.perf_counter() - start:.1f} s)", flush=True)
+        record(OUT / "reward_probe.json", f"{task}/{run.name}", probe.to_dict())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--task", action="append", choices=STUDY_TASKS)
+    ap.add_argument("--windows", type=int, default=2048)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    for task in args.task or STUDY_TASKS:
+        if (OUT / "runs" / task).exists():
+            probe_task(task, args.windows)
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).parent))
+    main()
