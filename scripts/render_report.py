@@ -84,7 +84,8 @@ def render(out: Path, target: Path) -> None:
     runs = _read(out / "runs.json").get("runs", {})  # "<task>/<run>" -> status, steps, wall time, final metrics
     datasets = _read(out / "datasets.json").get("datasets", {})  # name -> card summary
     # the datasets the committed runs were trained on, where they differ from today's generated ones
-    run_datasets = {**datasets, **_read(out / "datasets.json").get("trained_on", {})}
+    trained_on = _read(out / "datasets.json").get("trained_on", {})
+    run_datasets = {**datasets, **trained_on}
     lines = [
         "# Reproduction report (CPU, generated data)",
         "",
@@ -235,7 +236,7 @@ def render(out: Path, target: Path) -> None:
     for label, run in (("the DSM prediction as the `cpu` preset makes it: g(x_σ, σ, σ) (`dsm_on=denoiser`, "
                         "`reward_on=dsm_pred`)", "student"),
                        ("the released code's DSM prediction G(x_σ, σ, σ_min) (`dsm_on=jump_to_sigma_min`, "
-                        "`reward_on=dsm_pred`)", "ractd_code_placement"),
+                        "`reward_on=dsm_pred`)", "ractd_code_dsm"),
                        ("a fresh one-step sample G(x_T, T, σ_min) (paper Eq. 3.8, `reward_on=\"one_step\"`)",
                         "ractd_one_step_reward")):
         d = _load(out, task, f"{run}-one_step-tracking")
@@ -356,10 +357,7 @@ def render(out: Path, target: Path) -> None:
         seeds = [0, *extra]
         lines += [f"| {t}, NFE 1 | " + " | ".join(f"seed {k}" for k in seeds) + " | over seeds |",
                   "|---|" + "---|" * (len(seeds) + 1)]
-        rows = [("CTD", "ctd"), ("RACTD", "student")]
-        if t == "hopper-medium-replay":  # section hopper-medium-replay/sigma0.1: same teachers and reward models
-            rows.append(("RACTD, σ_r = 0.1", "ractd_sigma0.1"))
-        for label, run in rows:
+        for label, run in (("CTD", "ctd"), ("RACTD", "student")):
             ds = [_load(out, t, f"{run}{seed_suffix(k)}-one_step-tracking") for k in seeds]
             means = [d["normalized_score"]["mean"] for d in ds if d]
             over = (f"{np.mean(means):.1f} ± {np.std(means, ddof=1) / np.sqrt(len(means)):.1f} (n = {len(means)})"
@@ -430,10 +428,11 @@ def render(out: Path, target: Path) -> None:
               "behaviour policies (PPO), so score levels differ.",
               *_missing_evaluations(out),
               "- maze2d-large: dataset generated, not trained (session time).",
-              "- The hopper runs of this report were trained on hopper datasets rolled out from earlier, "
-              "unshipped PPO policies (their sizes and returns are recorded in results/report/datasets.json under "
-              "`trained_on` and used in the run tables); the 'Datasets generated here' table shows today's, "
-              "rolled out from the shipped policies. Retraining the hopper sections uses today's.",
+              *([f"- The {', '.join(older)} runs of this report were trained on datasets rolled out from earlier, "
+                 "unshipped PPO policies (their sizes and returns are recorded in results/report/datasets.json "
+                 "under `trained_on` and used in the run tables); the 'Datasets generated here' table shows "
+                 "today's, rolled out from the shipped policies. Retraining those sections uses today's."]
+                if (older := sorted(set(trained_on) & set(PAPER_RACTD))) else []),
               "- On this machine a student optimizer step costs 5–9× a teacher step at equal batch at the cpu "
               "presets (docs/performance.md: the CTM loss runs the student twice, the target net three times and "
               "the teacher's Heun solver), so with the cores shared a 400-step student took 3.5–16 min depending "

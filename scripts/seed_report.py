@@ -90,20 +90,25 @@ def seed_statistics_lines(out: Path, seeds: Mapping[str, Sequence[int]], seed_su
 
 def study_lines(out: Path, tasks: Sequence[str], variants: Mapping[str, Sequence[str]], seeds: Sequence[int],
                 seed_suffix: Callable[[int], str]) -> list[str]:
-    """Markdown: the σ_r-collapse study, per task and variant mean ± SE over the seeds that ran (and each seed)."""
+    """Markdown: the σ_r-collapse study, per task and variant mean ± SE over the seeds that ran (and each seed), each
+    variant against CTD on the same seeds, and the reward model's view of every run (results/report/reward_probe.json,
+    written by scripts/reward_probe.py)."""
     rows = {"RACTD σ_r = 1 (the task's main runs)": "student", "CTD (σ_r = 0)": "ctd",
             **{f"RACTD {v}": f"ractd_{v}" for v in variants}}
+    scores = {label: {task: {k: s for k in seeds
+                             if (s := _score(out, task, f"{run}{seed_suffix(k)}-one_step-tracking")) is not None}
+                      for task in tasks} for label, run in rows.items()}
     lines = ["### Why σ_r = 1 collapses: variants over seeds", "",
              "Each variant distils the seed's own teacher and reward model (NFE 1, 50 seeded episodes per cell). "
              "`sigma0.1`/`sigma0.3`: σ_r; `code_dsm`: the released code's DSM target (the reward then scores the "
              "jump G(x_σ, σ, σ_min) on the one-step path); `frozen_train`: the released code's frozen teacher and "
              "target with dropout active; `normalized`: σ_r divided by the batch's mean |R| (TD3+BC). Cells: mean over "
-             f"seeds ± SE (seeds that ran / {len(seeds)}).", "",
+             f"seeds ± SE (seeds that ran / {len(seeds)}; each seed's score).", "",
              "| variant | " + " | ".join(tasks) + " |", "|---|" + "---|" * len(tasks)]
-    for label, run in rows.items():
+    for label in rows:
         cells = []
         for task in tasks:
-            got = [s for k in seeds if (s := _score(out, task, f"{run}{seed_suffix(k)}-one_step-tracking")) is not None]
+            got = list(scores[label][task].values())
             if not got:
                 cells.append("not run")
             elif len(got) == 1:
@@ -113,4 +118,80 @@ def study_lines(out: Path, tasks: Sequence[str], variants: Mapping[str, Sequence
                 cells.append(f"{np.mean(got):.1f} ± {se:.1f} ({len(got)}/{len(seeds)}; "
                              + ", ".join(f"{g:.0f}" for g in got) + ")")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return [*lines, "", *against_ctd_lines(scores, "CTD (σ_r = 0)"), *probe_lines(out, tasks, rows, seeds, seed_suffix,
+                                                                              scores)]
+
+
+def against_ctd_lines(scores: Mapping[str, Mapping[str, Mapping[int, float]]], ctd: str) -> list[str]:
+    """Markdown: each variant against CTD on the same (task, seed) pairs: wins, mean difference ± SE, worst pair, and
+    collapses (below half of CTD's score)."""
+    lines = ["Against CTD on the same task and training seed (pairs where both ran):", "",
+             "| variant | pairs | above CTD | mean difference ± SE | worst pair | collapses (< ½ CTD) |",
+             "|---|---|---|---|---|---|"]
+    for label, per_task in scores.items():
+        if label == ctd:
+            continue
+        pairs = [(task, k, s - scores[ctd][task][k]) for task, by_seed in per_task.items() for k, s in by_seed.items()
+                 if k in scores[ctd][task]]
+        if not pairs:
+            continue
+        d = np.array([p[2] for p in pairs])
+        se = f" ± {d.std(ddof=1) / np.sqrt(len(d)):.1f}" if len(d) > 1 else ""
+        worst = min(pairs, key=lambda p: p[2])
+        collapses = sum(per_task[t][k] < 0.5 * scores[ctd][t][k] for t, k, _ in pairs)
+        lines.append(f"| {label} | {len(d)} | {int((d > 0).sum())} | {d.mean():+.1f}{se} | "
+                     f"{worst[2]:+.1f} ({worst[0]}, seed {worst[1]}) | {collapses} |")
     return [*lines, ""]
+
+
+def spearman(a: Sequence[float], b: Sequence[float]) -> float:
+    """Spearman's rank correlation (no ties expected in continuous scores)."""
+    ra, rb = (np.argsort(np.argsort(np.asarray(x, dtype=np.float64))) for x in (a, b))
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def probe_lines(out: Path, tasks: Sequence[str], rows: Mapping[str, str], seeds: Sequence[int],
+                seed_suffix: Callable[[int], str], scores: Mapping[str, Mapping[str, Mapping[int, float]]]
+                ) -> list[str]:
+    """Markdown: R_ψ of each run's first actions against the data's (docs/algorithm.md §6.4), mean over seeds, and
+    the rank correlation of the reward students' R_ψ gain with their score minus CTD's."""
+    p = out / "reward_probe.json"
+    probes = json.loads(p.read_text()) if p.exists() else {}
+    if not probes:
+        return []
+    lines = ["Does the student exploit its reward model? R_ψ of the run's first action on 2,048 training windows, "
+             "next to R_ψ of the data's own action (normalized return-to-go units: the data spans [−1, 1]); "
+             "means over the seeds probed (docs/algorithm.md §6.4, `scripts/reward_probe.py`).", "",
+             "| task | run | seeds | score | R(plan) − R(data) | R(plan) above the data's max | actions outside the "
+             "data's range | action RMS gap |", "|---|---|---|---|---|---|---|---|"]
+    gains, rel = [], []
+    for task in tasks:
+        for label, run in {"teacher (Heun)": "teacher", **rows}.items():
+            keys = {k: f"{task}/{run}{seed_suffix(k)}" for k in seeds}
+            got = {k: probes[key] for k, key in keys.items() if key in probes}
+            if not got:
+                continue
+            mean = {f: float(np.mean([g[f] for g in got.values()]))
+                    for f in ("reward_plan", "reward_data", "above_data_max", "actions_outside", "action_gap")}
+            sc = [scores[label][task][k] for k in got if k in scores.get(label, {}).get(task, {})]
+            lines.append(f"| {task} | {label} | {len(got)} | {f'{np.mean(sc):.1f}' if sc else '–'} | "
+                         f"{mean['reward_plan'] - mean['reward_data']:+.3f} | {mean['above_data_max']:.3f} | "
+                         f"{mean['actions_outside']:.3f} | {mean['action_gap']:.3f} |")
+            if run.startswith(("student", "ractd_")):
+                for k, g in got.items():
+                    ctd = scores["CTD (σ_r = 0)"][task].get(k)
+                    if ctd is not None and k in scores[label][task]:
+                        gains.append(g["reward_plan"] - g["reward_data"])
+                        rel.append(scores[label][task][k] - ctd)
+    lines.append("")
+    if len(gains) >= 3:
+        rho = spearman(gains, rel)
+        reading = ("the more R_ψ scores a student's actions above the data's, the further it falls below CTD: "
+                   "consistent with the student exploiting the reward model" if rho < -0.3 else
+                   "a higher R_ψ goes with a better score than CTD's: the reward model is informative here, and "
+                   "exploitation does not explain the losses" if rho > 0.3 else
+                   "how far R_ψ scores a student above the data says nothing about its score against CTD: "
+                   "exploitation of R_ψ does not explain the differences")
+        lines += [f"Over the {len(gains)} reward-aware students probed, the rank correlation of R(plan) − R(data) "
+                  f"with the score minus CTD's on the same seed is ρ = {rho:+.2f}: {reading}.", ""]
+    return lines

@@ -4,6 +4,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
@@ -100,3 +101,33 @@ def test_training_a_stage_again_drops_its_earlier_evaluations(report, tmp_path, 
     reproduce.run_section("hopper-medium", episodes=1, teacher_episodes=1)
     assert trained == ["student"]
     assert sorted(p.stem for p in evals.glob("*.json")) == ["ctd-one_step-tracking", "student_long-one_step-tracking"]
+
+
+def test_the_study_compares_each_variant_with_ctd_on_the_same_seeds_and_reads_the_reward_probe(fresh_script,
+                                                                                              tmp_path):
+    seed_report = fresh_script("seed_report")
+    out = tmp_path / "out"
+    ctd = {("a", 0): 50.0, ("a", 1): 40.0, ("a", 2): 60.0, ("b", 0): 20.0, ("b", 1): 30.0, ("b", 2): 10.0}
+    ractd = {("a", 0): 55.0, ("a", 1): 10.0, ("a", 2): 62.0, ("b", 0): 5.0, ("b", 1): 31.0}  # (b, 2) did not run
+    probes = {}
+    for run, scores in (("ctd", ctd), ("ractd_x", ractd)):
+        for (task, k), score in scores.items():
+            name = f"{run}{'_seed%d' % k if k else ''}"
+            (out / "eval" / task).mkdir(parents=True, exist_ok=True)
+            (out / "eval" / task / f"{name}-one_step-tracking.json").write_text(
+                json.dumps({"normalized_score": {"mean": score}}))
+            if run == "ractd_x":  # R_ψ gain grows as the score falls below CTD's: exploitation
+                probes[f"{task}/{name}"] = {"reward_plan": 0.1 + (ctd[task, k] - score) / 100, "reward_data": 0.1,
+                                            "above_data_max": 0.0, "actions_outside": 0.0, "action_gap": 0.1}
+    (out / "reward_probe.json").write_text(json.dumps(probes))
+    lines = seed_report.study_lines(out, ["a", "b"], {"x": []}, [0, 1, 2], lambda k: f"_seed{k}" if k else "")
+    text = "\n".join(lines)
+    d = np.array([5.0, -30.0, 2.0, -15.0, 1.0])
+    row = next(x for x in lines if x.startswith("| RACTD x | 5 |"))
+    assert row == (f"| RACTD x | 5 | 3 | {d.mean():+.1f} ± {d.std(ddof=1) / np.sqrt(5):.1f} | -30.0 (a, seed 1) | "
+                   "2 |")  # collapses (below half of CTD): 10 vs 40 (a, 1) and 5 vs 20 (b, 0)
+    a, b = np.array([55.0, 10.0, 62.0]), np.array([5.0, 31.0])
+    assert (f"| RACTD x | {a.mean():.1f} ± {a.std(ddof=1) / np.sqrt(3):.1f} (3/3; 55, 10, 62) | "
+            f"{b.mean():.1f} ± {b.std(ddof=1) / np.sqrt(2):.1f} (2/3; 5, 31) |") in text
+    assert "ρ = -1.00: the more R_ψ scores a student's actions above the data's" in text
+    assert "| b | RACTD x | 2 | 18.0 | +0.070 |" in text  # (0.15 − 0.01) / 2 over the two probed seeds of b
