@@ -112,7 +112,7 @@ def test_the_study_compares_each_variant_with_ctd_on_the_same_seeds_and_reads_th
     probes = {}
     for run, scores in (("ctd", ctd), ("ractd_x", ractd)):
         for (task, k), score in scores.items():
-            name = f"{run}{'_seed%d' % k if k else ''}"
+            name = f"{run}_seed{k}" if k else run
             (out / "eval" / task).mkdir(parents=True, exist_ok=True)
             (out / "eval" / task / f"{name}-one_step-tracking.json").write_text(
                 json.dumps({"normalized_score": {"mean": score}}))

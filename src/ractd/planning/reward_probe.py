@@ -44,8 +44,8 @@ class RewardProbe:
 
 
 @torch.no_grad()
-def probe_reward(planner: Any, reward_net: Callable[[torch.Tensor], torch.Tensor], batch: dict[str, np.ndarray], n_obs_steps: int,
-                 rtg_max: float = 1.0) -> RewardProbe:
+def probe_reward(planner: Any, reward_net: Callable[[torch.Tensor], torch.Tensor], batch: dict[str, np.ndarray],
+                 n_obs_steps: int, rtg_max: float = 1.0) -> RewardProbe:
     """R_ψ of `planner`'s samples on the conditions of `batch` (a `WindowDataset.get_batch` with `rtg`) against
     R_ψ of the batch's own actions; `rtg_max` is the data's largest normalized return-to-go (1 under min–max)."""
     if "rtg" not in batch:
