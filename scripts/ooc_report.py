@@ -18,7 +18,7 @@ import re
 import shutil
 from pathlib import Path
 
-from ractd.evaluate.ooc_roundabout import mean_se  # mean ± SE over seeds (SE 0 for one)
+from ractd.evaluate.metrics import mean_se  # mean ± SE over seeds (SE 0 for one)
 
 OUT = Path(__file__).resolve().parents[1] / "results" / "report"
 DROP = ("per_plan", "task_first_step", "task_pairs")

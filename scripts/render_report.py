@@ -26,6 +26,8 @@ from roundabout_report import roundabout_lines  # scripts/roundabout_report.py
 from seed_report import load_eval as _load  # scripts/seed_report.py
 from seed_report import seed_statistics_lines, study_lines
 
+from ractd.evaluate import mean_and_standard_error
+
 # Thesis (Duan 2025) numbers, for the comparison columns only.
 PAPER_RACTD = {"hopper-medium-replay": 104.9, "hopper-medium": 121.0, "hopper-medium-expert": 129.0,
                "walker2d-medium-replay": 91.5, "walker2d-medium": 98.9, "walker2d-medium-expert": 119.6,
@@ -360,7 +362,7 @@ def render(out: Path, target: Path) -> None:
         for label, run in (("CTD", "ctd"), ("RACTD", "student")):
             ds = [_load(out, t, f"{run}{seed_suffix(k)}-one_step-tracking") for k in seeds]
             means = [d["normalized_score"]["mean"] for d in ds if d]
-            over = (f"{np.mean(means):.1f} ± {np.std(means, ddof=1) / np.sqrt(len(means)):.1f} (n = {len(means)})"
+            over = ("{:.1f} ± {:.1f}".format(*mean_and_standard_error(means)) + f" (n = {len(means)})"
                     if len(means) > 1 else "–")
             lines.append(f"| {label} | " + " | ".join(_fmt(d) for d in ds) + f" | {over} |")
         qs = _read(out / f"quickstart-{t}.json")

@@ -148,7 +148,7 @@ def training_seed_groups(results: list[dict[str, Any]]) -> dict[str, list[dict[s
 def over_training_seeds(group: list[dict[str, Any]], traffic: str, metric: str) -> dict[str, float] | None:
     """Mean ± SE over training seeds of each seed's mean over its evaluation seeds (None unless every seed has
     the traffic); for crashes also `se_pooled`, the SE over all (training seed, evaluation seed) pairs."""
-    from ractd.evaluate.ooc_roundabout import mean_se
+    from ractd.evaluate.metrics import mean_se
 
     if not all(traffic in r["traffic"] for r in group):
         return None

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ractd.evaluate import mean_and_standard_error
 from ractd.evaluate.aggregate import (
     aggregate_intervals,
     mean_and_se,
@@ -114,8 +115,8 @@ def study_lines(out: Path, tasks: Sequence[str], variants: Mapping[str, Sequence
             elif len(got) == 1:
                 cells.append(f"{got[0]:.1f} (1/{len(seeds)})")
             else:
-                se = float(np.std(got, ddof=1) / np.sqrt(len(got)))
-                cells.append(f"{np.mean(got):.1f} ± {se:.1f} ({len(got)}/{len(seeds)}; "
+                mean, se = mean_and_standard_error(got)
+                cells.append(f"{mean:.1f} ± {se:.1f} ({len(got)}/{len(seeds)}; "
                              + ", ".join(f"{g:.0f}" for g in got) + ")")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return [*lines, "", *against_ctd_lines(scores, "CTD (σ_r = 0)"), *probe_lines(out, tasks, rows, seeds, seed_suffix,
@@ -136,10 +137,11 @@ def against_ctd_lines(scores: Mapping[str, Mapping[str, Mapping[int, float]]], c
         if not pairs:
             continue
         d = np.array([p[2] for p in pairs])
-        se = f" ± {d.std(ddof=1) / np.sqrt(len(d)):.1f}" if len(d) > 1 else ""
+        mean, se = mean_and_standard_error(d)
+        se_text = "" if np.isnan(se) else f" ± {se:.1f}"
         worst = min(pairs, key=lambda p: p[2])
         collapses = sum(per_task[t][k] < 0.5 * scores[ctd][t][k] for t, k, _ in pairs)
-        lines.append(f"| {label} | {len(d)} | {int((d > 0).sum())} | {d.mean():+.1f}{se} | "
+        lines.append(f"| {label} | {len(d)} | {int((d > 0).sum())} | {mean:+.1f}{se_text} | "
                      f"{worst[2]:+.1f} ({worst[0]}, seed {worst[1]}) | {collapses} |")
     return [*lines, ""]
 

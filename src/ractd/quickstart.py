@@ -76,7 +76,7 @@ def run_quickstart(task: str = "maze2d-umaze", out: str | Path = "results/quicks
 
     from .data.returns import normalized_score
     from .envs import get_task, make_env
-    from .evaluate import evaluate
+    from .evaluate import evaluate, mean_and_standard_error
     from .evaluate.figures import plot_loss_panels, plot_score_rows
     from .planning import PlannerPolicy, load_planner
     from .presets import resolve_config
@@ -162,8 +162,7 @@ def run_quickstart(task: str = "maze2d-umaze", out: str | Path = "results/quicks
         returns[method.label] = np.asarray(res["returns"], dtype=float)
         result.rows.append({
             "method": method.label, "nfe": planner.nfe, "controller": method.controller,
-            "score_mean": float(score.mean()), "score_se": float(score.std(ddof=1) / np.sqrt(len(score)))
-            if len(score) > 1 else float("nan"),
+            **dict(zip(("score_mean", "score_se"), mean_and_standard_error(score), strict=True)),
             "return_mean": float(returns[method.label].mean()), "episodes": len(score), "ms_per_action": ms,
         })
     for row in result.rows:

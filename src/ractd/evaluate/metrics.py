@@ -11,7 +11,7 @@ from numpy.typing import ArrayLike
 
 from ractd.data.returns import episode_returns, normalized_score
 
-__all__ = ["episode_return", "mean_and_standard_error", "normalized_score", "running_max_return"]
+__all__ = ["episode_return", "mean_and_standard_error", "mean_se", "normalized_score", "running_max_return"]
 
 
 def _rewards_1d(rewards: ArrayLike) -> np.ndarray:
@@ -45,3 +45,8 @@ def mean_and_standard_error(x: ArrayLike) -> tuple[float, float]:
         return mean, math.nan
     return mean, float(a.std(ddof=1) / math.sqrt(a.size))
 
+
+def mean_se(values: ArrayLike) -> dict[str, float]:
+    """{"mean", "se"} of `mean_and_standard_error`, with SE 0 for a single value (as result JSON stores it)."""
+    mean, se = mean_and_standard_error(values)
+    return {"mean": mean, "se": 0.0 if math.isnan(se) else se}

@@ -12,20 +12,12 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
 from ractd.data.generate.roundabout import Policy, evaluate_no_crash
 from ractd.envs.roundabout_traffic import check_traffic
+from ractd.evaluate.metrics import mean_se
 
 DEFAULT_TRAFFICS = ("mixed", "test-2")  # the main mixed test, and the bicycle-heavy mixture (three bicycles)
 EVAL_STREAM = 20_251_130  # second entry of every evaluation episode's seed sequence
-
-
-def mean_se(values: Sequence[float]) -> dict[str, float]:
-    """Mean and standard error over evaluation seeds (SE 0 for one seed)."""
-    v = np.asarray(values, np.float64)
-    se = float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0
-    return {"mean": float(v.mean()), "se": se}
 
 
 def evaluate_driver(policy: Policy, traffics: Sequence[str] = DEFAULT_TRAFFICS, episodes: int = 100,
