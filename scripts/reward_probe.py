@@ -52,8 +52,8 @@ def probe_task(task: str, windows: int) -> None:
         start = time.perf_counter()
         probe = probe_reward(planner, reward, batch, cfg.data.n_obs_steps)
         print(f"{task}/{run.name}: R(plan) {probe.reward_plan:+.3f} vs R(data) {probe.reward_data:+.3f}, "
-              f"above max {probe.above_data_max:.3f}, outside {probe.actions_outside:.3f} "
-              f"({time.perf_counter() - start:.1f} s)", flush=True)
+              f"above max {probe.above_data_max:.3f}, at bound {probe.at_bound_plan:.3f} "
+              f"(data {probe.at_bound_data:.3f}; {time.perf_counter() - start:.1f} s)", flush=True)
         record(OUT / "reward_probe.json", f"{task}/{run.name}", probe.to_dict())
 
 

@@ -164,8 +164,8 @@ def probe_lines(out: Path, tasks: Sequence[str], rows: Mapping[str, str], seeds:
     lines = ["Does the student exploit its reward model? R_ψ of the run's first action on 2,048 training windows, "
              "next to R_ψ of the data's own action (normalized return-to-go units: the data spans [−1, 1]); "
              "means over the seeds probed (docs/algorithm.md §6.4, `scripts/reward_probe.py`).", "",
-             "| task | run | seeds | score | R(plan) − R(data) | R(plan) above the data's max | actions outside the "
-             "data's range | action RMS gap |", "|---|---|---|---|---|---|---|---|"]
+             "| task | run | seeds | score | R(plan) − R(data) | R(plan) above the data's max | actions at the "
+             "data's bounds (data) | action RMS gap |", "|---|---|---|---|---|---|---|---|"]
     gains, rel = [], []
     for task in tasks:
         for label, run in {"teacher (Heun)": "teacher", **rows}.items():
@@ -174,11 +174,12 @@ def probe_lines(out: Path, tasks: Sequence[str], rows: Mapping[str, str], seeds:
             if not got:
                 continue
             mean = {f: float(np.mean([g[f] for g in got.values()]))
-                    for f in ("reward_plan", "reward_data", "above_data_max", "actions_outside", "action_gap")}
+                    for f in ("reward_plan", "reward_data", "above_data_max", "at_bound_plan", "at_bound_data",
+                              "action_gap")}
             sc = [scores[label][task][k] for k in got if k in scores.get(label, {}).get(task, {})]
             lines.append(f"| {task} | {label} | {len(got)} | {f'{np.mean(sc):.1f}' if sc else '–'} | "
                          f"{mean['reward_plan'] - mean['reward_data']:+.3f} | {mean['above_data_max']:.3f} | "
-                         f"{mean['actions_outside']:.3f} | {mean['action_gap']:.3f} |")
+                         f"{mean['at_bound_plan']:.3f} ({mean['at_bound_data']:.3f}) | {mean['action_gap']:.3f} |")
             if run.startswith(("student", "ractd_")):
                 for k, g in got.items():
                     ctd = scores["CTD (σ_r = 0)"][task].get(k)

@@ -118,7 +118,8 @@ def test_the_study_compares_each_variant_with_ctd_on_the_same_seeds_and_reads_th
                 json.dumps({"normalized_score": {"mean": score}}))
             if run == "ractd_x":  # R_ψ gain grows as the score falls below CTD's: exploitation
                 probes[f"{task}/{name}"] = {"reward_plan": 0.1 + (ctd[task, k] - score) / 100, "reward_data": 0.1,
-                                            "above_data_max": 0.0, "actions_outside": 0.0, "action_gap": 0.1}
+                                            "above_data_max": 0.0, "at_bound_plan": 0.0, "at_bound_data": 0.0,
+                                            "action_gap": 0.1}
     (out / "reward_probe.json").write_text(json.dumps(probes))
     lines = seed_report.study_lines(out, ["a", "b"], {"x": []}, [0, 1, 2], lambda k: f"_seed{k}" if k else "")
     text = "\n".join(lines)

@@ -39,18 +39,19 @@ def test_a_planner_that_returns_the_data_scores_as_the_data():
     assert p.reward_plan == pytest.approx(p.reward_data)
     assert p.reward_data == pytest.approx(float(batch["x"][:, 1].sum(-1).mean()), abs=1e-6)  # index To − 1 = 1
     assert p.rtg == pytest.approx(float(batch["rtg"][:, 1].mean()), abs=1e-6)
-    assert (p.windows, p.above_data_max, p.actions_outside, p.action_gap) == (4, 0.0, 0.0, 0.0)
+    assert (p.windows, p.above_data_max, p.at_bound_plan, p.at_bound_data, p.action_gap) == (4, 0.0, 0.0, 0.0, 0.0)
 
 
 def test_actions_pushed_out_of_the_data_range_count_as_exploitation():
     batch = windows()
     x_hat = batch["x"].copy()
-    x_hat[:2, 1, 0] = 1.5  # two windows: one first-action component outside [-1, 1], R = 1.5 + a_1 > 1
+    x_hat[:2, 1, 0] = 1.5  # two windows: one first-action component past the data's range, R = 1.5 + a_1 > 1
+    x_hat[3, 1, 1] = -0.995  # and one at its edge
     x_hat[2, 0, :] = 9.0  # index 0 is not the action played (To = 2): no effect
     p = probe_reward(FixedPlanner(x_hat), action_sum_reward(2), batch, n_obs_steps=2)
-    assert p.actions_outside == pytest.approx(2 / 8)  # 2 of 4 windows × 2 components
+    assert p.at_bound_plan == pytest.approx(3 / 8) and p.at_bound_data == 0  # 3 of 4 windows × 2 components
     assert p.above_data_max == pytest.approx(2 / 4)
-    moved = 1.5 - batch["x"][:2, 1, 0]
+    moved = np.append(1.5 - batch["x"][:2, 1, 0], -0.995 - batch["x"][3, 1, 1])
     assert p.reward_plan - p.reward_data == pytest.approx(float(moved.sum() / 4), abs=1e-6)
     assert p.action_gap == pytest.approx(float(np.sqrt((moved ** 2).sum() / 8)), abs=1e-6)
     r_plan = x_hat[:, 1].sum(-1)
@@ -82,4 +83,4 @@ def test_the_probe_of_a_trained_student_is_reproducible_and_scores_the_data_as_i
     with torch.no_grad():
         by_hand = reward(torch.cat([torch.as_tensor(batch["x"][:, k]), torch.as_tensor(batch["obs"][:, k])], -1))
     assert probes[0].reward_data == pytest.approx(float(by_hand.mean()), abs=1e-6)
-    assert probes[0].windows == 32 and 0 <= probes[0].actions_outside <= 1 and probes[0].action_gap > 0
+    assert probes[0].windows == 32 and 0 <= probes[0].at_bound_plan <= 1 and probes[0].action_gap > 0

@@ -9,7 +9,9 @@ training windows, in the normalized units the reward loss uses (returns-to-go an
     R(data)  = R_ψ(a_data, s)          the data's own first action           (what R_ψ was fitted on)
     R(plan)  = R_ψ(x̂[To − 1], s)       the planner's first action, x̂ ~ planner(· | s)
     above    = P[R(plan) > max RTG]    scores beyond every return-to-go of the data (> 1 when normalized)
-    outside  = P[|x̂[To − 1]| > 1]      action components outside the data's per-dimension range
+    at bound = P[|x̂[To − 1]| ≥ 0.99]   action components at the edge of the data's per-dimension range (samplers
+                                       clamp to [-1, 1], so a plan pushed past the data lands there), next to
+                                       the same fraction of the data's own actions
 
 Only the first-action aggregate (MuJoCo) is probed: it is the tensor the reward loss scores there.
 """
@@ -25,6 +27,8 @@ import torch
 
 from ..diffusion import plan_reward
 
+AT_BOUND = 0.99  # |normalized action| from which a component counts as at the edge of the data's range
+
 
 @dataclass(frozen=True)
 class RewardProbe:
@@ -36,7 +40,8 @@ class RewardProbe:
     reward_plan: float  # mean R(plan)
     reward_plan_q90: float
     above_data_max: float  # fraction of R(plan) above the data's largest return-to-go
-    actions_outside: float  # fraction of first-action components with |x̂| > 1
+    at_bound_plan: float  # fraction of first-action components with |x̂| ≥ AT_BOUND
+    at_bound_data: float  # the same fraction of the data's first actions
     action_gap: float  # RMS over components of x̂[To − 1] − a_data
 
     def to_dict(self) -> dict[str, Any]:
@@ -68,6 +73,7 @@ def probe_reward(planner: Any, reward_net: Callable[[torch.Tensor], torch.Tensor
         reward_plan=float(r_plan.mean()),
         reward_plan_q90=float(torch.quantile(r_plan.float(), 0.9)),
         above_data_max=float((r_plan > rtg_max).float().mean()),
-        actions_outside=float((first.abs() > 1).float().mean()),
+        at_bound_plan=float((first.abs() >= AT_BOUND).float().mean()),
+        at_bound_data=float((first_data.abs() >= AT_BOUND).float().mean()),
         action_gap=float((first - first_data).pow(2).mean().sqrt()),
     )
