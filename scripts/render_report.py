@@ -380,7 +380,7 @@ def render(out: Path, target: Path) -> None:
         lines.append("")
 
     lines += seed_statistics_lines(out, SEEDS, seed_suffix)
-    lines += study_lines(out, STUDY_TASKS, STUDY, STUDY_SEEDS, seed_suffix)
+    lines += study_lines(out, STUDY_TASKS, STUDY, STUDY_SEEDS, seed_suffix, earlier_data=sorted(trained_on))
 
     # Mode selection figure (thesis Fig. 3.3): dataset episodes vs teacher vs CTD vs RACTD rollouts
     fig = out / "mode_selection.png"

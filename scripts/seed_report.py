@@ -90,10 +90,10 @@ def seed_statistics_lines(out: Path, seeds: Mapping[str, Sequence[int]], seed_su
 
 
 def study_lines(out: Path, tasks: Sequence[str], variants: Mapping[str, Sequence[str]], seeds: Sequence[int],
-                seed_suffix: Callable[[int], str]) -> list[str]:
+                seed_suffix: Callable[[int], str], earlier_data: Sequence[str] = ()) -> list[str]:
     """Markdown: the σ_r-collapse study, per task and variant mean ± SE over the seeds that ran (and each seed), each
     variant against CTD on the same seeds, and the reward model's view of every run (results/report/reward_probe.json,
-    written by scripts/reward_probe.py)."""
+    written by scripts/reward_probe.py). Tasks in `earlier_data` are marked: their runs predate today's dataset."""
     rows = {"RACTD σ_r = 1 (the task's main runs)": "student", "CTD (σ_r = 0)": "ctd",
             **{f"RACTD {v}": f"ractd_{v}" for v in variants}}
     scores = {label: {task: {k: s for k in seeds
@@ -105,7 +105,8 @@ def study_lines(out: Path, tasks: Sequence[str], variants: Mapping[str, Sequence
              "jump G(x_σ, σ, σ_min) on the one-step path); `frozen_train`: the released code's frozen teacher and "
              "target with dropout active; `normalized`: σ_r divided by the batch's mean |R| (TD3+BC). Cells: mean over "
              f"seeds ± SE (seeds that ran / {len(seeds)}; each seed's score).", "",
-             "| variant | " + " | ".join(tasks) + " |", "|---|" + "---|" * len(tasks)]
+             "| variant | " + " | ".join(f"{t} (earlier data)" if t in earlier_data else t for t in tasks) + " |",
+             "|---|" + "---|" * len(tasks)]
     for label in rows:
         cells = []
         for task in tasks:
