@@ -127,6 +127,7 @@ def study_lines(out: Path, tasks: Sequence[str], variants: Mapping[str, Sequence
 def against_ctd_lines(scores: Mapping[str, Mapping[str, Mapping[int, float]]], ctd: str) -> list[str]:
     """Markdown: each variant against CTD on the same (task, seed) pairs: wins, mean difference ± SE, worst pair, and
     collapses (below half of CTD's score)."""
+    robust = []  # (collapses, −wins, label, mean difference, SE, pairs)
     lines = ["Against CTD on the same task and training seed (pairs where both ran):", "",
              "| variant | pairs | above CTD | mean difference ± SE | worst pair | collapses (< ½ CTD) |",
              "|---|---|---|---|---|---|"]
@@ -144,6 +145,13 @@ def against_ctd_lines(scores: Mapping[str, Mapping[str, Mapping[int, float]]], c
         collapses = sum(per_task[t][k] < 0.5 * scores[ctd][t][k] for t, k, _ in pairs)
         lines.append(f"| {label} | {len(d)} | {int((d > 0).sum())} | {mean:+.1f}{se_text} | "
                      f"{worst[2]:+.1f} ({worst[0]}, seed {worst[1]}) | {collapses} |")
+        robust.append((collapses, -int((d > 0).sum()), label, mean, se, len(d)))
+    if robust:
+        collapses, wins, label, mean, se, n = min(robust)
+        resolved = not np.isnan(se) and mean > 2 * se
+        lines += ["", f"Most robust (fewest collapses, then most pairs above CTD): {label}, {-wins} of {n} pairs above "
+                  f"CTD, {collapses} collapses, {mean:+.1f} ± {se:.1f} on average — "
+                  + ("beyond 2 SE." if resolved else "within 2 SE of CTD, so not a resolved improvement.")]
     return [*lines, ""]
 
 
@@ -196,6 +204,11 @@ def probe_lines(out: Path, tasks: Sequence[str], rows: Mapping[str, str], seeds:
                    "exploitation does not explain the losses" if rho > 0.3 else
                    "how far R_ψ scores a student above the data says nothing about its score against CTD: "
                    "exploitation of R_ψ does not explain the differences")
+        above = {kind: [g["above_data_max"] for key, g in probes.items() if key.split("/", 1)[0] in tasks
+                        and key.split("/", 1)[1].startswith(prefix)] for kind, prefix in
+                 (("students", ("student", "ractd_")), ("teachers", ("teacher",)))}
         lines += [f"Over the {len(gains)} reward-aware students probed, the rank correlation of R(plan) − R(data) "
-                  f"with the score minus CTD's on the same seed is ρ = {rho:+.2f}: {reading}.", ""]
+                  f"with the score minus CTD's on the same seed is ρ = {rho:+.2f}: {reading}. R_ψ rates at most "
+                  f"{max(above['students']):.1%} of a reward-aware student's actions above the data's best return "
+                  f"(the teachers' samples: at most {max(above['teachers'], default=float('nan')):.1%}).", ""]
     return lines

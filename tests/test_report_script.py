@@ -132,3 +132,5 @@ def test_the_study_compares_each_variant_with_ctd_on_the_same_seeds_and_reads_th
             f"{b.mean():.1f} ± {b.std(ddof=1) / np.sqrt(2):.1f} (2/3; 5, 31) |") in text
     assert "ρ = -1.00: the more R_ψ scores a student's actions above the data's" in text
     assert "| b | RACTD x | 2 | 18.0 | +0.070 |" in text  # (0.15 − 0.01) / 2 over the two probed seeds of b
+    assert "Most robust (fewest collapses, then most pairs above CTD): RACTD x, 3 of 5 pairs above CTD, 2 collapses" \
+        in text and "not a resolved improvement" in text  # mean −7.4 is within 2 SE
