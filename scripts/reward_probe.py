@@ -1,13 +1,13 @@
 #!/usr/bin/env python
 """The σ_r study's exploitation check: how each trained hopper planner's first actions score under its seed's
-reward model, next to the data's own actions (ractd.evaluate.reward_probe; docs/algorithm.md §6.4).
+reward model, next to the data's own actions (ractd.planning.reward_probe; docs/algorithm.md §6.4).
 
     python scripts/reward_probe.py [--task hopper-medium-replay ...] [--windows 2048]
 
 Probes every run folder of the study tasks under results/report/runs/<task>/ (students one-step, teachers with
-Heun) on the same training windows, and writes results/report/reward_probe.json ("<task>/<run>" -> probe), which
-`reproduce.py report` renders next to the runs' episode scores. Seconds per student; a teacher's 158 NFE take
-longer.
+their default sampler: Heun for EDM) on the same training windows, and writes results/report/reward_probe.json
+("<task>/<run>" -> probe), which `reproduce.py report` renders next to the runs' episode scores. Seconds per
+student; a teacher's 158 NFE take longer.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def probe_task(task: str, windows: int) -> None:
         stage = load_artifact(run).stage
         if stage not in ("teacher", "student") or not (runs / reward_run_of(run.name)).exists():
             continue
-        planner = load_planner(run, "heun" if stage == "teacher" else "one_step", seed=0)
+        planner = load_planner(run, "auto" if stage == "teacher" else "one_step", seed=0)  # EDM: Heun
         if planner.cfg.data.dataset != cfg.data.dataset:
             continue
         reward = load_artifact(runs / reward_run_of(run.name), expect_stage="reward").net

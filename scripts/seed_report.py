@@ -172,12 +172,14 @@ def probe_lines(out: Path, tasks: Sequence[str], rows: Mapping[str, str], seeds:
         return []
     lines = ["Does the student exploit its reward model? R_ψ of the run's first action on 2,048 training windows, "
              "next to R_ψ of the data's own action (normalized return-to-go units: the data spans [−1, 1]); "
-             "means over the seeds probed (docs/algorithm.md §6.4, `scripts/reward_probe.py`).", "",
+             "means over the seeds probed; the score is over the seeds evaluated (a teacher's Heun episodes: seed 0 "
+             "only) (docs/algorithm.md §6.4, `scripts/reward_probe.py`).", "",
              "| task | run | seeds | score | R(plan) − R(data) | R(plan) above the data's max | actions at the "
              "data's bounds (data) | action RMS gap |", "|---|---|---|---|---|---|---|---|"]
     gains, rel = [], []
     for task in tasks:
-        for label, run in {"teacher (Heun)": "teacher", **rows}.items():
+        extra = {"RACTD, reward on a fresh one-step sample (Eq. 3.8)": "ractd_one_step_reward"}  # seed 0 only
+        for label, run in {"teacher (Heun)": "teacher", **rows, **extra}.items():
             keys = {k: f"{task}/{run}{seed_suffix(k)}" for k in seeds}
             got = {k: probes[key] for k, key in keys.items() if key in probes}
             if not got:
@@ -185,16 +187,18 @@ def probe_lines(out: Path, tasks: Sequence[str], rows: Mapping[str, str], seeds:
             mean = {f: float(np.mean([g[f] for g in got.values()]))
                     for f in ("reward_plan", "reward_data", "above_data_max", "at_bound_plan", "at_bound_data",
                               "action_gap")}
-            sc = [scores[label][task][k] for k in got if k in scores.get(label, {}).get(task, {})]
+            stem = "heun" if run == "teacher" else "one_step"
+            sc = [x for k in got if (x := _score(out, task, f"{run}{seed_suffix(k)}-{stem}-tracking")) is not None]
             lines.append(f"| {task} | {label} | {len(got)} | {f'{np.mean(sc):.1f}' if sc else '–'} | "
                          f"{mean['reward_plan'] - mean['reward_data']:+.3f} | {mean['above_data_max']:.3f} | "
                          f"{mean['at_bound_plan']:.3f} ({mean['at_bound_data']:.3f}) | {mean['action_gap']:.3f} |")
             if run.startswith(("student", "ractd_")):
                 for k, g in got.items():
                     ctd = scores["CTD (σ_r = 0)"][task].get(k)
-                    if ctd is not None and k in scores[label][task]:
+                    own = _score(out, task, f"{run}{seed_suffix(k)}-one_step-tracking")
+                    if ctd is not None and own is not None:
                         gains.append(g["reward_plan"] - g["reward_data"])
-                        rel.append(scores[label][task][k] - ctd)
+                        rel.append(own - ctd)
     lines.append("")
     if len(gains) >= 3:
         rho = spearman(gains, rel)
