@@ -176,7 +176,7 @@ def probe_lines(out: Path, tasks: Sequence[str], rows: Mapping[str, str], seeds:
              "only) (docs/algorithm.md §6.4, `scripts/reward_probe.py`).", "",
              "| task | run | seeds | score | R(plan) − R(data) | R(plan) above the data's max | actions at the "
              "data's bounds (data) | action RMS gap |", "|---|---|---|---|---|---|---|---|"]
-    gains, rel = [], []
+    gains, bounds, rel = [], [], []
     for task in tasks:
         extra = {"RACTD, reward on a fresh one-step sample (Eq. 3.8)": "ractd_one_step_reward"}  # seed 0 only
         for label, run in {"teacher (Heun)": "teacher", **rows, **extra}.items():
@@ -198,6 +198,7 @@ def probe_lines(out: Path, tasks: Sequence[str], rows: Mapping[str, str], seeds:
                     own = _score(out, task, f"{run}{seed_suffix(k)}-one_step-tracking")
                     if ctd is not None and own is not None:
                         gains.append(g["reward_plan"] - g["reward_data"])
+                        bounds.append(g["at_bound_plan"])
                         rel.append(own - ctd)
     lines.append("")
     if len(gains) >= 3:
@@ -214,5 +215,7 @@ def probe_lines(out: Path, tasks: Sequence[str], rows: Mapping[str, str], seeds:
         lines += [f"Over the {len(gains)} reward-aware students probed, the rank correlation of R(plan) − R(data) "
                   f"with the score minus CTD's on the same seed is ρ = {rho:+.2f}: {reading}. R_ψ rates at most "
                   f"{max(above['students']):.1%} of a reward-aware student's actions above the data's best return "
-                  f"(the teachers' samples: at most {max(above['teachers'], default=float('nan')):.1%}).", ""]
+                  f"(the teachers' samples: at most {max(above['teachers'], default=float('nan')):.1%}). The fraction "
+                  "of a student's action components at the data's bounds has rank correlation "
+                  f"ρ = {spearman(bounds, rel):+.2f} with its score minus CTD's.", ""]
     return lines
