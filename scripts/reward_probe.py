@@ -13,7 +13,6 @@ student; a teacher's 158 NFE take longer.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import time
 from pathlib import Path
@@ -24,14 +23,9 @@ from experiments import STUDY_TASKS  # scripts/experiments.py
 from reproduce import OUT, record  # scripts/reproduce.py
 
 
-def reward_run_of(run: str) -> str:
-    """The reward model of a run's training seed: "ractd_sigma0.3_seed2" -> "reward_seed2", "ctd" -> "reward"."""
-    m = re.search(r"_seed(\d+)$", run)
-    return f"reward_seed{m.group(1)}" if m else "reward"
-
-
 def probe_task(task: str, windows: int) -> None:
     from ractd.artifact import load_artifact
+    from ractd.io import read_json
     from ractd.planning import load_planner
     from ractd.planning.reward_probe import probe_reward
     from ractd.prepare import prepare_data, stage_windows
@@ -41,14 +35,18 @@ def probe_task(task: str, windows: int) -> None:
     cfg = resolve_config(task, "cpu", [])
     data, _ = stage_windows(cfg, prepare_data(cfg), "student")
     batch = data.get_batch(np.random.default_rng(0).choice(len(data), size=min(windows, len(data)), replace=False))
+    rewards = {}  # reward run name -> network, loaded once per training seed
     for run in sorted(p.parent for p in runs.glob("*/model.safetensors")):
-        stage = load_artifact(run).stage
-        if stage not in ("teacher", "student") or not (runs / reward_run_of(run.name)).exists():
+        stage = read_json(run / "config.json")["stage"]
+        if stage not in ("teacher", "student"):
             continue
         planner = load_planner(run, "auto" if stage == "teacher" else "one_step", seed=0)  # EDM: Heun
-        if planner.cfg.data.dataset != cfg.data.dataset:
+        reward_run = planner.cfg.student.reward_run  # the seed's reward model, as the run's config names it
+        if planner.cfg.data.dataset != cfg.data.dataset or not (runs / reward_run).exists():
             continue
-        reward = load_artifact(runs / reward_run_of(run.name), expect_stage="reward").net
+        if reward_run not in rewards:
+            rewards[reward_run] = load_artifact(runs / reward_run, expect_stage="reward").net
+        reward = rewards[reward_run]
         start = time.perf_counter()
         probe = probe_reward(planner, reward, batch, cfg.data.n_obs_steps)
         print(f"{task}/{run.name}: R(plan) {probe.reward_plan:+.3f} vs R(data) {probe.reward_data:+.3f}, "
