@@ -302,7 +302,6 @@ def reading_lines(results: list[dict[str, Any]], every: list[dict[str, Any]] | N
     def slower(model: str, traffic: str) -> float:
         return (by[model]["traffic"][traffic].get("action_fractions") or {}).get("SLOWER", 0.0)
 
-
     def mode(model: str) -> str:
         fractions = by[model]["traffic"]["mixed"].get("action_fractions") or {}
         return "bicycle" if fractions.get("FASTER", 0) > fractions.get("SLOWER", 0) else "car"
