@@ -152,6 +152,29 @@ def against_ctd_lines(scores: Mapping[str, Mapping[str, Mapping[int, float]]], c
         lines += ["", f"Most robust (fewest collapses, then most pairs above CTD): {label}, {-wins} of {n} pairs above "
                   f"CTD, {collapses} collapses, {mean:+.1f} ± {se:.1f} on average — "
                   + ("beyond 2 SE." if resolved else "within 2 SE of CTD, so not a resolved improvement.")]
+    return [*lines, "", *per_task_against_ctd_lines(scores, ctd)]
+
+
+def per_task_against_ctd_lines(scores: Mapping[str, Mapping[str, Mapping[int, float]]], ctd: str) -> list[str]:
+    """Markdown: each variant against CTD per task (a preset is chosen per task): seeds above CTD and the mean
+    difference ± SE over seeds, in bold where every seed is above CTD and the mean is beyond 2 SE."""
+    tasks = list(scores[ctd])
+    lines = ["Per task (each task has its own preset): seeds above CTD, mean difference ± SE over seeds; **bold**: "
+             "above CTD on every seed and beyond 2 SE.", "",
+             "| variant | " + " | ".join(tasks) + " |", "|---|" + "---|" * len(tasks)]
+    for label, per_task in scores.items():
+        if label == ctd:
+            continue
+        cells = []
+        for task in tasks:
+            d = np.array([s - scores[ctd][task][k] for k, s in per_task[task].items() if k in scores[ctd][task]])
+            if len(d) < 2:
+                cells.append(f"{int((d > 0).sum())}/1, {d[0]:+.1f}" if len(d) else "–")
+                continue
+            mean, se = mean_and_standard_error(d)
+            cell = f"{int((d > 0).sum())}/{len(d)}, {mean:+.1f} ± {se:.1f}"
+            cells.append(f"**{cell}**" if (d > 0).all() and mean > 2 * se else cell)
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return [*lines, ""]
 
 

@@ -134,3 +134,16 @@ def test_the_study_compares_each_variant_with_ctd_on_the_same_seeds_and_reads_th
     assert "| b | RACTD x | 2 | 18.0 | +0.070 |" in text  # (0.15 − 0.01) / 2 over the two probed seeds of b
     assert "Most robust (fewest collapses, then most pairs above CTD): RACTD x, 3 of 5 pairs above CTD, 2 collapses" \
         in text and "not a resolved improvement" in text  # mean −7.4 is within 2 SE
+    da, db = np.array([5.0, -30.0, 2.0]), np.array([-15.0, 1.0])  # per task: (a) 3 seeds, (b) seed 2 did not run
+    assert (f"| RACTD x | 2/3, {da.mean():+.1f} ± {da.std(ddof=1) / np.sqrt(3):.1f} | "
+            f"1/2, {db.mean():+.1f} ± {db.std(ddof=1) / np.sqrt(2):.1f} |") in text
+
+
+def test_a_per_task_cell_is_bold_only_when_every_seed_is_above_ctd_beyond_2_se(fresh_script):
+    seed_report = fresh_script("seed_report")
+    ctd = {"a": {0: 10.0, 1: 20.0, 2: 30.0}, "b": {0: 10.0, 1: 20.0, 2: 30.0}}
+    steady = {"a": {0: 15.0, 1: 26.0, 2: 34.0}, "b": {0: 40.0, 1: 21.0, 2: 31.0}}  # (a) +5, +6, +4; (b) +30, +1, +1
+    lines = seed_report.per_task_against_ctd_lines({"CTD": ctd, "v": steady}, "CTD")
+    b = np.array([30.0, 1.0, 1.0])  # every seed above, but the mean +10.7 is within 2 SE (SE 9.7)
+    assert f"| v | **3/3, +5.0 ± {1 / np.sqrt(3):.1f}** | 3/3, {b.mean():+.1f} ± {b.std(ddof=1) / np.sqrt(3):.1f} |" \
+        in lines
