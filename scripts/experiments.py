@@ -19,10 +19,13 @@ LONG_STUDENT_TASKS = ("walker2d-medium", "halfcheetah-medium")
 SEEDS = {"hopper-medium-replay": (1, 2), "hopper-medium-expert": (1, 2), "hopper-medium": (1, 2),
          **{task: (1, 2) for task in LOCOMOTION_REST}}
 # (task, run name, stage, overrides): the report's trainings, in order of priority
+# hopper-medium-replay's reward-aware runs use the released σ_r = 1 (the cpu preset's was, until the study below
+# chose 0.1 for it: docs/presets.md)
+HMR_SIGMA1 = "student.ctm.reward_weight=1.0"
 TRAININGS = {
     "hopper-medium-replay": [
         ("teacher", "teacher", []), ("reward", "reward", []),
-        ("ctd", "student", ["student.ctm.reward_weight=0"]), ("student", "student", []),
+        ("ctd", "student", ["student.ctm.reward_weight=0"]), ("student", "student", [HMR_SIGMA1]),
     ],
     "maze2d-umaze": [  # the quickstart's data size (200k steps); reward as first run: 2,000 steps of 16 windows
         (name, stage, ["data.max_dataset_steps=200000", "reward.train.epochs=10", "reward.train.batch_size=16", *o])
@@ -47,12 +50,13 @@ TRAININGS = {
     "hopper-medium-replay/ablation": [
         ("rteacher", "teacher", ["teacher.reward_guidance=1.0"]),
         ("rteacher_ctd", "student", ["student.ctm.reward_weight=0", "student.teacher_run=\"rteacher\""]),
-        ("rteacher_ractd", "student", ["student.teacher_run=\"rteacher\""]),
+        ("rteacher_ractd", "student", ["student.teacher_run=\"rteacher\"", HMR_SIGMA1]),
     ],
     # Where the reward loss looks (docs/algorithm.md §8 item 3): the code's DSM prediction vs the paper's one-step
     # sample (Eq. 3.8)
     # (the released code's placement, the reward on G(x_σ, σ, σ_min), is the study's run ractd_code_dsm)
-    "hopper-medium-replay/reward_on": [("ractd_one_step_reward", "student", ['student.ctm.reward_on="one_step"'])],
+    "hopper-medium-replay/reward_on": [
+        ("ractd_one_step_reward", "student", ['student.ctm.reward_on="one_step"', HMR_SIGMA1])],
     "hopper-medium-expert": [
         ("teacher", "teacher", []), ("reward", "reward", []),
         ("ctd", "student", ["student.ctm.reward_weight=0"]),

@@ -200,7 +200,7 @@ def test_apply_overrides_sets_typed_values_and_keeps_everything_else(cpu_hopper)
         for stage in ("teacher", "reward", "student", "inverse_dynamics"):
             assert d[stage]["train"].pop("seed") == (0 if d is a else 5)  # each stage follows the run seed
     assert a == b
-    assert cpu_hopper.student.ctm.reward_weight == 1.0 and cpu_hopper.seed == 0  # the input is not mutated
+    assert cpu_hopper.student.ctm.reward_weight == 0.1 and cpu_hopper.seed == 0  # the input is not mutated
 
 
 def test_later_overrides_win(cpu_hopper):

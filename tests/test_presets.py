@@ -58,6 +58,8 @@ IGNORED = {"student.ctm.edm"}  # the student takes its teacher's EDM constants (
 MOVED = {"student.ctm.init_noise_scale": "teacher.edm.init_noise_scale"}  # applied where the new schema moved it
 # sections and fields added since (conditioned plan diffusion; the frozen nets' mode): absent from the golden file,
 # at their defaults here
+# values changed since by measurement, per (task, size): the cpu σ_r of hopper-medium-replay (docs/presets.md)
+CHANGED = {("hopper-medium-replay", "cpu"): {"student.ctm.reward_weight": 0.1}}
 ADDED = ("conditioning", "guidance", "planning", "ooc", "teacher.ddpm.prediction", "teacher.ddpm.action_weight",
          "data.join_episodes", "data.plan_pad_after", "student.frozen_nets_mode", "student.ctm.reward_scale")
 
@@ -80,6 +82,7 @@ def _comparable(golden: dict, new: dict) -> tuple[dict, dict]:
 def test_every_preset_resolves_to_the_golden_config(task, size):
     golden = json.loads(GOLDEN.read_text())[task][size]
     g, n = _comparable(golden, to_dict(preset(task, size)))
+    g.update(CHANGED.get((task, size), {}))
     assert n.keys() == g.keys(), f"only golden: {sorted(g.keys() - n.keys())}, only new: {sorted(n.keys() - g.keys())}"
     assert {k: v for k, v in n.items() if v != g[k]} == {}
 
@@ -327,10 +330,13 @@ SCHEDULE = {"epochs", "batch_size", "lr", "warmup_steps", "checkpoint_every", "l
 @pytest.mark.parametrize("task", [*LOCOMOTION, *MAZES, GENERIC])
 def test_cpu_presets_change_only_sizes_and_schedules(task):
     cpu, paper = flatten(preset(task, "cpu").to_dict()), flatten(preset(task, "paper").to_dict())
+    measured = CHANGED.get((task, "cpu"), {})  # σ_r chosen by the seed statistics at the cpu size
     changed = {k for k in paper if cpu[k] != paper[k]}
-    unexpected = {k for k in changed - CPU_MAY_CHANGE if not (".train." in k and k.rsplit(".", 1)[1] in SCHEDULE)}
+    unexpected = {k for k in changed - CPU_MAY_CHANGE - measured.keys()
+                  if not (".train." in k and k.rsplit(".", 1)[1] in SCHEDULE)}
     assert not unexpected, f"{task}: cpu changes {sorted(unexpected)}"
-    assert cpu["student.ctm.reward_weight"] == paper["student.ctm.reward_weight"]
+    assert cpu["student.ctm.reward_weight"] == measured.get("student.ctm.reward_weight",
+                                                            paper["student.ctm.reward_weight"])
 
 
 @pytest.mark.parametrize("task", [*LOCOMOTION, *MAZES, GENERIC])
