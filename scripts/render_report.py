@@ -29,6 +29,12 @@ from seed_report import seed_statistics_lines, study_lines
 from ractd.evaluate import mean_and_standard_error
 
 # Thesis (Duan 2025) numbers, for the comparison columns only.
+# how each committed quickstart record (results/report/quickstart*.json) was timed: the record does not say
+QUICKSTART_TIMING = {
+    "quickstart": "1 thread; the other core busy",
+    "quickstart-hopper-medium": "alone on both cores, in a fresh clone, after `make install`",
+    **{f"quickstart-hopper-medium-seed{k}": "1 thread, beside another job" for k in (1, 2)},
+}
 PAPER_RACTD = {"hopper-medium-replay": 104.9, "hopper-medium": 121.0, "hopper-medium-expert": 129.0,
                "walker2d-medium-replay": 91.5, "walker2d-medium": 98.9, "walker2d-medium-expert": 119.6,
                "halfcheetah-medium-replay": 57.9, "halfcheetah-medium": 59.3, "halfcheetah-medium-expert": 95.9}
@@ -106,14 +112,18 @@ def render(out: Path, target: Path) -> None:
     ]
 
     # The embedded default (make demo = ractd quickstart), copied from results/quickstart*/results.json:
-    # quickstart.json (maze2d-umaze), quickstart-<task>.json (`ractd quickstart --task <task>`)
+    # quickstart.json (maze2d-umaze), quickstart-<task>.json (`ractd quickstart --task <task>`; its other seeds,
+    # quickstart-<task>-seed<k>.json, are read under 'Training seeds')
     for qs_path in sorted(out.glob("quickstart*.json"), key=lambda p: (p.stem != "quickstart", p.stem)):
+        if "-seed" in qs_path.stem:
+            continue
         qs = json.loads(qs_path.read_text())
         command = "`make demo` (`ractd quickstart`)" if qs_path.stem == "quickstart" else \
             f"`ractd quickstart --task {qs['task']}`"
         lines += [f"## {command}: {qs['task']}, {qs['dataset_steps']:,}-step dataset, "
                   f"{qs['episodes']} seeded episodes", "",
-                  f"Wall time **{qs['total_seconds'] / 60:.1f} min** on this machine (1 thread; the other core busy). "
+                  f"Wall time **{qs['total_seconds'] / 60:.1f} min** on this machine "
+                  f"({QUICKSTART_TIMING.get(qs_path.stem, 'conditions not recorded')}). "
                   "Stages (s): " + ", ".join(f"{k} {v:.0f}" for k, v in qs["stage_seconds"].items()) + ".", "",
                   "| method | NFE | score (mean ± SE) | ms / action (batch 1) | speed-up vs teacher |",
                   "|---|---|---|---|---|"]
@@ -366,17 +376,25 @@ def render(out: Path, target: Path) -> None:
                     if len(means) > 1 else "–")
             lines.append(f"| {label} | " + " | ".join(_fmt(d) for d in ds) + f" | {over} |")
         qs = _read(out / f"quickstart-{t}.json")
-        if qs:  # the quickstart of the same task: another training run, on a smaller dataset
-            by = {r["method"].split(" (")[0]: r for r in qs["rows"]}  # "CTD student (σ_r = 0)", "RACTD student"
-            cells = {k: f"{by[m]['score_mean']:.1f} ± {by[m]['score_se']:.1f}" for k, m in
-                     (("CTD", "CTD student"), ("RACTD", "RACTD student")) if m in by}
+        if qs:  # the quickstart of the same task: other training runs, on a smaller dataset
+            runs_ = {f"quickstart-{t}": qs, **{p.stem: json.loads(p.read_text())
+                                              for p in sorted(out.glob(f"quickstart-{t}-seed*.json"))}}
             full = run_datasets.get(t, {}).get("steps")
             lines += ["", f"Which is which: the table's seed 0 is the report's pipeline on the dataset of 'Datasets "
                       f"generated here' ({f'{full:,} steps' if full else 'not recorded'}; the headline numbers of this "
                       f"report). `ractd quickstart --task {t}` (top of this report) is a separate run of the same "
-                      f"`cpu` preset and seed 0 on its own generated {qs['dataset_steps']:,}-step dataset: "
-                      f"CTD {cells.get('CTD', '–')}, RACTD {cells.get('RACTD', '–')} — one more draw from the same "
-                      "spread, not a contradiction of the seed-0 row."]
+                      f"`cpu` preset on its own generated {qs['dataset_steps']:,}-step dataset — more draws from the "
+                      "same spread, not a contradiction of the table:", "",
+                      "| quickstart `--seed` | teacher (Heun) | CTD | RACTD | RACTD − CTD | wall time |",
+                      "|---|---|---|---|---|---|"]
+            for stem, q in runs_.items():
+                by = {r["method"].split(" (")[0]: r["score_mean"] for r in q["rows"]}  # "CTD student (σ_r = 0)"
+                ctd, ractd = by.get("CTD student"), by.get("RACTD student")
+                gap = f"{ractd - ctd:+.1f}" if ctd is not None and ractd is not None else "–"
+                lines.append(f"| {q['seed']} | " + " | ".join(f"{by[m]:.1f}" if m in by else "–" for m in
+                                                             ("teacher", "CTD student", "RACTD student"))
+                             + f" | {gap} | {q['total_seconds'] / 60:.1f} min "
+                             f"({QUICKSTART_TIMING.get(stem, 'conditions not recorded')}) |")
         lines.append("")
 
     lines += seed_statistics_lines(out, SEEDS, seed_suffix)
