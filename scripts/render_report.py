@@ -28,13 +28,13 @@ from seed_report import seed_statistics_lines, study_lines
 
 from ractd.evaluate import mean_and_standard_error
 
-# Thesis (Duan 2025) numbers, for the comparison columns only.
 # how each committed quickstart record (results/report/quickstart*.json) was timed: the record does not say
 QUICKSTART_TIMING = {
     "quickstart": "1 thread; the other core busy",
     "quickstart-hopper-medium": "alone on both cores, in a fresh clone, after `make install`",
     **{f"quickstart-hopper-medium-seed{k}": "1 thread, beside another job" for k in (1, 2)},
 }
+# Thesis (Duan 2025) numbers, for the comparison columns only.
 PAPER_RACTD = {"hopper-medium-replay": 104.9, "hopper-medium": 121.0, "hopper-medium-expert": 129.0,
                "walker2d-medium-replay": 91.5, "walker2d-medium": 98.9, "walker2d-medium-expert": 119.6,
                "halfcheetah-medium-replay": 57.9, "halfcheetah-medium": 59.3, "halfcheetah-medium-expert": 95.9}

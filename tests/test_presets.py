@@ -58,10 +58,10 @@ IGNORED = {"student.ctm.edm"}  # the student takes its teacher's EDM constants (
 MOVED = {"student.ctm.init_noise_scale": "teacher.edm.init_noise_scale"}  # applied where the new schema moved it
 # sections and fields added since (conditioned plan diffusion; the frozen nets' mode): absent from the golden file,
 # at their defaults here
-# values changed since by measurement, per (task, size): the cpu σ_r of hopper-medium-replay (docs/presets.md)
-CHANGED = {("hopper-medium-replay", "cpu"): {"student.ctm.reward_weight": 0.1}}
 ADDED = ("conditioning", "guidance", "planning", "ooc", "teacher.ddpm.prediction", "teacher.ddpm.action_weight",
          "data.join_episodes", "data.plan_pad_after", "student.frozen_nets_mode", "student.ctm.reward_scale")
+# values changed since by measurement, per (task, size): the cpu σ_r of hopper-medium-replay (docs/presets.md)
+CHANGED = {("hopper-medium-replay", "cpu"): {"student.ctm.reward_weight": 0.1}}
 
 
 def _comparable(golden: dict, new: dict) -> tuple[dict, dict]:
