@@ -124,6 +124,13 @@ def study_lines(out: Path, tasks: Sequence[str], variants: Mapping[str, Sequence
                                                                               scores)]
 
 
+def differences_from_ctd(per_task: Mapping[str, Mapping[int, float]], ctd: Mapping[str, Mapping[int, float]]
+                         ) -> dict[str, dict[int, float]]:
+    """{task: {seed: score − CTD's score}} over the (task, seed) pairs where both ran."""
+    return {task: {k: s - ctd[task][k] for k, s in by_seed.items() if k in ctd[task]}
+            for task, by_seed in per_task.items()}
+
+
 def against_ctd_lines(scores: Mapping[str, Mapping[str, Mapping[int, float]]], ctd: str) -> list[str]:
     """Markdown: each variant against CTD on the same (task, seed) pairs: wins, mean difference ± SE, worst pair, and
     collapses (below half of CTD's score)."""
@@ -134,8 +141,8 @@ def against_ctd_lines(scores: Mapping[str, Mapping[str, Mapping[int, float]]], c
     for label, per_task in scores.items():
         if label == ctd:
             continue
-        pairs = [(task, k, s - scores[ctd][task][k]) for task, by_seed in per_task.items() for k, s in by_seed.items()
-                 if k in scores[ctd][task]]
+        pairs = [(task, k, x) for task, by_seed in differences_from_ctd(per_task, scores[ctd]).items()
+                 for k, x in by_seed.items()]
         if not pairs:
             continue
         d = np.array([p[2] for p in pairs])
@@ -165,9 +172,9 @@ def per_task_against_ctd_lines(scores: Mapping[str, Mapping[str, Mapping[int, fl
     for label, per_task in scores.items():
         if label == ctd:
             continue
-        cells = []
+        cells, diffs = [], differences_from_ctd(per_task, scores[ctd])
         for task in tasks:
-            d = np.array([s - scores[ctd][task][k] for k, s in per_task[task].items() if k in scores[ctd][task]])
+            d = np.array(list(diffs[task].values()))
             if len(d) < 2:
                 cells.append(f"{int((d > 0).sum())}/1, {d[0]:+.1f}" if len(d) else "–")
                 continue
